@@ -1,0 +1,185 @@
+"""Bounded retries and shared pauses for the exchange REST clients.
+
+Each exchange client module owns its URLs and payload parsing; this module only knows HTTP:
+which failures are worth another try (timeouts, dropped connections, bodies cut mid-way, 5xx),
+how long to wait (exponential backoff with jitter, or the server's ``Retry-After``), and when
+to give up with a message that says what was asked and what went wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class ExchangeError(RuntimeError):
+    """A request to an exchange failed for good; the message names the request and the cause."""
+
+
+class ExchangeRequestError(ExchangeError):
+    """The exchange refused the request itself (4xx): retrying the same request cannot help."""
+
+
+class ExchangeUnavailableError(ExchangeError):
+    """Transient failures (5xx, timeouts, cut bodies) outlasted the retry budget."""
+
+
+class RateLimitError(ExchangeError):
+    """The exchange kept rate-limiting, or asked for a pause longer than a run may wait."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5  # tries per request for transient failures
+    base_delay_s: float = 0.5
+    max_delay_s: float = 15.0
+    max_rate_limit_waits: int = 20  # Retry-After pauses per request before giving up
+    max_retry_after_s: float = 300.0  # a longer requested pause fails the run instead of stalling it
+    timeout_s: float = 20.0
+
+    def backoff_s(self, attempt: int, rng: random.Random) -> float:
+        """Exponential backoff with "equal jitter": half fixed, half random, capped."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class RequestGate:
+    """A pause shared by every thread of one client.
+
+    A ``Retry-After`` or an exhausted weight budget seen by one request holds back all the
+    others, so parallel page fetches cannot keep hammering an exchange that asked us to stop.
+    """
+
+    def __init__(self, *, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+        self.total_paused_s = 0.0
+
+    def pause_for(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+
+    def wait(self) -> None:
+        while True:
+            with self._lock:
+                remaining = self._paused_until - self._clock()
+            if remaining <= 0:
+                return
+            self.total_paused_s += remaining
+            self._sleep(remaining)
+
+
+@dataclass
+class RequestStats:
+    """What retries cost, reported in materialization metadata."""
+
+    requests: int = 0
+    transient_retries: int = 0
+    rate_limited: int = 0
+
+    def merge(self, other: RequestStats) -> None:
+        self.requests += other.requests
+        self.transient_retries += other.transient_retries
+        self.rate_limited += other.rate_limited
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def request_json(
+    http: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    policy: RetryPolicy,
+    gate: RequestGate,
+    params: Mapping[str, Any] | None = None,
+    decode: Callable[[bytes], Any] = json.loads,
+    on_response: Callable[[httpx.Response], None] | None = None,
+    stats: RequestStats | None = None,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[Any, httpx.Response]:
+    """Send one request with bounded retries and return the decoded JSON body and the response.
+
+    ``what`` describes the request in errors and logs (never include secrets in it).
+    """
+    rng = rng or random.Random()
+    stats = stats if stats is not None else RequestStats()
+    failures = 0
+    rate_limit_waits = 0
+    last_error = ""
+    while True:
+        gate.wait()
+        stats.requests += 1
+        try:
+            response = http.request(method, url, params=params)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            # TransportError covers refused connections and bodies cut short (RemoteProtocolError).
+            last_error = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+        else:
+            if on_response is not None:
+                on_response(response)
+            status = response.status_code
+            if status in (418, 429):
+                rate_limit_waits += 1
+                stats.rate_limited += 1
+                wait_s = retry_after_s(response)
+                if wait_s is None:
+                    wait_s = policy.backoff_s(rate_limit_waits, rng)
+                if wait_s > policy.max_retry_after_s:
+                    raise RateLimitError(
+                        f"{what}: HTTP {status} asks to wait {wait_s:.0f} s, more than the "
+                        f"{policy.max_retry_after_s:.0f} s a run may wait"
+                    )
+                if rate_limit_waits > policy.max_rate_limit_waits:
+                    raise RateLimitError(
+                        f"{what}: still rate-limited (HTTP {status}) after {policy.max_rate_limit_waits} waits"
+                    )
+                log.warning("%s: HTTP %s, waiting %.1f s as Retry-After asks", what, status, wait_s)
+                gate.pause_for(wait_s)
+                continue
+            if status >= 500:
+                last_error = f"HTTP {status} {_body_excerpt(response)}"
+            elif status >= 400:
+                raise ExchangeRequestError(f"{what}: HTTP {status} {_body_excerpt(response)}")
+            else:
+                try:
+                    return decode(response.content), response
+                except ValueError as exc:
+                    last_error = f"body is not valid JSON ({exc}); {len(response.content)} bytes received"
+
+        failures += 1
+        if failures >= policy.max_attempts:
+            raise ExchangeUnavailableError(f"{what}: gave up after {failures} attempts; last error: {last_error}")
+        stats.transient_retries += 1
+        delay = policy.backoff_s(failures, rng)
+        log.warning("%s: %s; retry %d/%d in %.2f s", what, last_error, failures,
+                    policy.max_attempts - 1, delay)
+        sleep(delay)
+
+
+def _body_excerpt(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:200] if text else "(empty body)"

@@ -1,0 +1,181 @@
+"""Fault scenarios the emulator can play: what a real exchange does on a bad day.
+
+A scenario is plain JSON so it can be given on the command line, sent to the admin endpoint, or
+built in a test. Request-count triggers (``after_requests``/``count``) keep tests deterministic;
+``count: -1`` means "from then on".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+MALFORMED_KINDS = (
+    "short_row",  # an array with fields missing
+    "non_numeric",  # a price that is not a number
+    "null_price",  # a price that is null
+    "high_below_low",  # internally inconsistent OHLC
+    "negative_volume",
+    "off_grid",  # open time not on the interval grid
+)
+
+
+class ScenarioError(ValueError):
+    """A scenario document is not understood; the message says which field and why."""
+
+
+def parse_time_ms(value: Any, where: str) -> int:
+    """Epoch milliseconds from an int or an ISO-8601 time with an offset (``Z`` allowed)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ScenarioError(f"{where}: {value!r} is not an ISO-8601 time") from None
+        if moment.tzinfo is None:
+            raise ScenarioError(f"{where}: {value!r} has no UTC offset")
+        return int(moment.astimezone(timezone.utc).timestamp() * 1000)
+    raise ScenarioError(f"{where}: expected epoch ms or an ISO-8601 time, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Bars with open time in ``[start_ms, end_ms)`` of one symbol (or of every symbol)."""
+
+    start_ms: int
+    end_ms: int
+    symbol: str | None = None
+
+    def covers(self, symbol: str, open_ms: int) -> bool:
+        return (self.symbol is None or self.symbol == symbol) and self.start_ms <= open_ms < self.end_ms
+
+
+@dataclass
+class Withheld:
+    window: Window
+    times: int  # responses that leave these bars out before they are served
+
+
+@dataclass(frozen=True)
+class Late:
+    window: Window
+    delay_s: float  # seconds after its close before the bar is visible
+
+
+@dataclass(frozen=True)
+class Malformed:
+    symbol: str | None
+    open_ms: int
+    kind: str
+
+
+@dataclass
+class Burst:
+    """``count`` requests, starting after ``after_requests`` market requests, get this fault."""
+
+    after_requests: int = 0
+    count: int = 0
+    retry_after_s: float = 1.0
+    status: int = 503
+
+    def active(self, request_number: int) -> bool:
+        if self.count == 0 or request_number <= self.after_requests:
+            return False
+        return self.count < 0 or request_number <= self.after_requests + self.count
+
+
+@dataclass
+class Scenario:
+    outages: list[Window] = field(default_factory=list)
+    withheld: list[Withheld] = field(default_factory=list)
+    late: list[Late] = field(default_factory=list)
+    malformed: list[Malformed] = field(default_factory=list)
+    duplicate_rows: int = 0  # each page repeats this many bars from before its start
+    shuffle_rows: bool = False  # each page's rows in a scrambled (deterministic) order
+    rate_limit_storm: Burst = field(default_factory=Burst)
+    server_errors: Burst = field(default_factory=Burst)
+    truncated_bodies: Burst = field(default_factory=Burst)
+    latency_s: float = 0.0
+    weight_limit: int = 6000
+    weight_window_s: float = 60.0
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Scenario:
+        if not isinstance(doc, dict):
+            raise ScenarioError(f"a scenario is a JSON object, got {type(doc).__name__}")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(doc) - known
+        if unknown:
+            raise ScenarioError(f"unknown scenario fields: {', '.join(sorted(unknown))}")
+
+        def window(item: dict, where: str) -> Window:
+            start = parse_time_ms(item.get("start"), f"{where}.start")
+            end = parse_time_ms(item.get("end"), f"{where}.end")
+            if end <= start:
+                raise ScenarioError(f"{where}: end must be after start")
+            return Window(start, end, item.get("symbol"))
+
+        def burst(name: str) -> Burst:
+            item = doc.get(name) or {}
+            allowed = set(Burst.__dataclass_fields__)
+            if set(item) - allowed:
+                raise ScenarioError(f"{name}: unknown fields {', '.join(sorted(set(item) - allowed))}")
+            return Burst(**item)
+
+        malformed = []
+        for i, item in enumerate(doc.get("malformed", [])):
+            kind = item.get("kind")
+            if kind not in MALFORMED_KINDS:
+                raise ScenarioError(f"malformed[{i}].kind: {kind!r} is not one of {', '.join(MALFORMED_KINDS)}")
+            malformed.append(Malformed(item.get("symbol"), parse_time_ms(item.get("open_time"), f"malformed[{i}]"), kind))
+        return cls(
+            outages=[window(w, f"outages[{i}]") for i, w in enumerate(doc.get("outages", []))],
+            withheld=[
+                Withheld(window(w, f"withheld[{i}]"), int(w.get("times", 1)))
+                for i, w in enumerate(doc.get("withheld", []))
+            ],
+            late=[Late(window(w, f"late[{i}]"), float(w.get("delay_s", 60))) for i, w in enumerate(doc.get("late", []))],
+            malformed=malformed,
+            duplicate_rows=int(doc.get("duplicate_rows", 0)),
+            shuffle_rows=bool(doc.get("shuffle_rows", False)),
+            rate_limit_storm=burst("rate_limit_storm"),
+            server_errors=burst("server_errors"),
+            truncated_bodies=burst("truncated_bodies"),
+            latency_s=float(doc.get("latency_s", 0.0)),
+            weight_limit=int(doc.get("weight_limit", 6000)),
+            weight_window_s=float(doc.get("weight_window_s", 60.0)),
+        )
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "calm": {},
+    "flaky": {"server_errors": {"after_requests": 0, "count": 2, "status": 503},
+              "truncated_bodies": {"after_requests": 3, "count": 1}, "latency_s": 0.05},
+    "rate-limit-storm": {"rate_limit_storm": {"after_requests": 2, "count": 4, "retry_after_s": 1}},
+    "messy-pages": {"duplicate_rows": 3, "shuffle_rows": True},
+    "slow": {"latency_s": 0.5},
+}
+
+
+def load_scenario(spec: str | None) -> Scenario:
+    """A preset name, a JSON object, or the path of a JSON file."""
+    if not spec:
+        return Scenario()
+    if spec in PRESETS:
+        return Scenario.from_dict(PRESETS[spec])
+    text = spec
+    if not spec.lstrip().startswith("{"):
+        path = Path(spec)
+        if not path.is_file():
+            raise ScenarioError(
+                f"--scenario {spec!r}: not a preset ({', '.join(PRESETS)}), a JSON object or a JSON file"
+            )
+        text = path.read_text()
+    try:
+        return Scenario.from_dict(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"scenario is not valid JSON: {exc}") from None

@@ -1,0 +1,129 @@
+"""Typed settings, read from environment variables in this one place.
+
+Every other module receives a `Settings` (or the Dagster resources built from it) instead of
+reading `os.environ` itself, so a bad value fails once, early, with the variable's name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from coinpilot_pipelines.market.intervals import Interval
+
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}(-[A-Z0-9]{2,20})?$")
+DEFAULT_START_DATE = date(2023, 1, 1)
+EXCHANGES = ("binance", "upbit")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def validate_symbol(symbol: str, *, source: str = "symbol") -> str:
+    if not SYMBOL_PATTERN.match(symbol):
+        raise ConfigError(
+            f"{source}: {symbol!r} is not a valid symbol "
+            "(upper-case letters and digits, optionally QUOTE-BASE, e.g. BTCUSDT or KRW-BTC)"
+        )
+    return symbol
+
+
+def _parse_url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ConfigError(f"{name}: {raw!r} is not an http(s) URL")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    symbols: tuple[str, ...]
+    interval: Interval
+    start_date: date
+    market_exchange: str
+    binance_base_url: str
+    upbit_base_url: str
+    mlflow_tracking_uri: str
+    news_feeds: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def market_base_url(self) -> str:
+        return self.binance_base_url if self.market_exchange == "binance" else self.upbit_base_url
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "")
+            return value.strip() if value.strip() else default
+
+        home = Path(get("COINPILOT_HOME", "./.coinpilot")).expanduser().resolve()
+        database_url = get("COINPILOT_DATABASE_URL", f"sqlite:///{home / 'coinpilot.db'}")
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", database_url):
+            raise ConfigError(
+                "COINPILOT_DATABASE_URL: expected sqlite:///PATH or postgresql+psycopg://..., "
+                f"got a URL with scheme {database_url.split(':', 1)[0]!r}"
+            )
+
+        symbols = tuple(
+            validate_symbol(s.strip(), source="COINPILOT_SYMBOLS")
+            for s in get("COINPILOT_SYMBOLS", "BTCUSDT,XRPUSDT").split(",")
+            if s.strip()
+        )
+        if not symbols:
+            raise ConfigError("COINPILOT_SYMBOLS: no symbol given")
+        if len(set(symbols)) != len(symbols):
+            raise ConfigError(f"COINPILOT_SYMBOLS: duplicate symbols in {','.join(symbols)}")
+
+        try:
+            interval = Interval.parse(get("COINPILOT_INTERVAL", "1m"))
+        except ValueError as exc:
+            raise ConfigError(f"COINPILOT_INTERVAL: {exc}") from None
+
+        raw_start = get("COINPILOT_START_DATE", DEFAULT_START_DATE.isoformat())
+        try:
+            start_date = date.fromisoformat(raw_start)
+        except ValueError:
+            raise ConfigError(
+                f"COINPILOT_START_DATE: {raw_start!r} is not a date (YYYY-MM-DD)"
+            ) from None
+
+        exchange = get("COINPILOT_MARKET_EXCHANGE", "binance").lower()
+        if exchange not in EXCHANGES:
+            raise ConfigError(
+                f"COINPILOT_MARKET_EXCHANGE: {exchange!r} is not one of {', '.join(EXCHANGES)}"
+            )
+
+        feeds = tuple(
+            _parse_url("NEWS_RSS_FEEDS", f) for f in get("NEWS_RSS_FEEDS", "").split(",") if f.strip()
+        )
+
+        return cls(
+            home=home,
+            database_url=database_url,
+            symbols=symbols,
+            interval=interval,
+            start_date=start_date,
+            market_exchange=exchange,
+            binance_base_url=_parse_url(
+                "COINPILOT_BINANCE_BASE_URL", get("COINPILOT_BINANCE_BASE_URL", "https://api.binance.com")
+            ),
+            upbit_base_url=_parse_url(
+                "COINPILOT_UPBIT_BASE_URL", get("COINPILOT_UPBIT_BASE_URL", "https://api.upbit.com")
+            ),
+            mlflow_tracking_uri=get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
+            news_feeds=feeds,
+        )
+
