@@ -147,28 +147,30 @@ class BinanceSpotClient:
     def fetch_page(self, symbol: str, interval: Interval, start_ms: int, end_ms: int) -> bytes:
         """The raw klines body for open times in ``[start_ms, end_ms)`` (at most 1000 slots)."""
         stats = RequestStats()
-        payload, _ = request_json(
-            self._http,
-            "GET",
-            KLINES_PATH,
-            params={
-                "symbol": symbol,
-                "interval": interval.code,
-                "startTime": start_ms,
-                "endTime": end_ms - 1,
-                "limit": MAX_KLINES_PER_PAGE,
-            },
-            what=f"binance klines {symbol} {interval.code} [{from_ms(start_ms):%Y-%m-%d %H:%M}, "
-            f"{from_ms(end_ms):%Y-%m-%d %H:%M})",
-            policy=self.policy,
-            gate=self.gate,
-            decode=whole_json_array,
-            on_response=self.weight.observe,
-            stats=stats,
-            sleep=self._sleep,
-        )
-        with self._stats_lock:
-            self.stats.merge(stats)
+        try:
+            payload, _ = request_json(
+                self._http,
+                "GET",
+                KLINES_PATH,
+                params={
+                    "symbol": symbol,
+                    "interval": interval.code,
+                    "startTime": start_ms,
+                    "endTime": end_ms - 1,
+                    "limit": MAX_KLINES_PER_PAGE,
+                },
+                what=f"binance klines {symbol} {interval.code} [{from_ms(start_ms):%Y-%m-%d %H:%M}, "
+                f"{from_ms(end_ms):%Y-%m-%d %H:%M})",
+                policy=self.policy,
+                gate=self.gate,
+                decode=whole_json_array,
+                on_response=self.weight.observe,
+                stats=stats,
+                sleep=self._sleep,
+            )
+        finally:
+            with self._stats_lock:
+                self.stats.merge(stats)
         return payload
 
     def fetch_candles(

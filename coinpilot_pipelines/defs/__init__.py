@@ -1,0 +1,39 @@
+"""The Dagster layer: assets, checks, jobs, sensors and schedules wired to the domain code."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import dagster as dg
+
+from coinpilot_pipelines.defs.candles import build_candles_asset
+from coinpilot_pipelines.defs.partitions import market_partitions
+from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
+from coinpilot_pipelines.settings import Settings
+
+
+# Backfill policies and pools are relied on deliberately; their "beta" notices are noise here.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+
+def _secret_or_value(name: str, value: str) -> str | dg.EnvVar:
+    # Read from the environment at run time when set, so a URL with a password never shows up
+    # as resource configuration in the UI.
+    return dg.EnvVar(name) if os.environ.get(name) else value
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    partitions = market_partitions(settings)
+    return dg.Definitions(
+        assets=[build_candles_asset(partitions)],
+        resources={
+            "database": DatabaseResource(url=_secret_or_value("COINPILOT_DATABASE_URL", settings.database_url)),
+            "market_data": MarketDataResource(
+                exchange=settings.market_exchange,
+                base_url=settings.market_base_url,
+                interval=settings.interval.code,
+            ),
+        },
+    )

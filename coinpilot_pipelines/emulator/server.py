@@ -35,6 +35,8 @@ BINANCE_INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_0
                         "12h": 43_200_000, "1d": 86_400_000}
 UPBIT_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
 UPBIT_REQUESTS_PER_SECOND = 10
+# Requests that reach the server this soon after a 429 were already on the wire when it was sent.
+IN_FLIGHT_GRACE_MS = 1000
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 _MARKET = re.compile(r"^[A-Z]{2,10}-[A-Z0-9]{2,20}$")
 _LISTING_MS = int(datetime(LISTING_DATE.year, LISTING_DATE.month, LISTING_DATE.day, tzinfo=timezone.utc).timestamp() * 1000)
@@ -104,6 +106,7 @@ class EmulatorState:
             self.weight_used = 0
             self.weight_window = 0
             self.banned_until_ms = 0
+            self.limited_at_ms = 0
             self.upbit_second = 0
             self.upbit_in_second = 0
 
@@ -125,13 +128,17 @@ class EmulatorState:
             self.market_requests += 1
             number = self.market_requests
             if now < self.banned_until_ms:
-                # Still inside a Retry-After: this client ignored it, so it is banned for longer.
-                ban_s = max(2, 2 * -(-(self.banned_until_ms - now) // 1000))
+                remaining_s = -(-(self.banned_until_ms - now) // 1000)
+                if now - self.limited_at_ms < IN_FLIGHT_GRACE_MS:
+                    # Sent before the client could have read the 429: limited again, not banned.
+                    return self._refuse(flavor, 429, remaining_s, number), headers, number
+                # The client kept sending after the 429 asked it to wait: banned, for longer.
+                ban_s = max(2, 2 * remaining_s)
                 self.banned_until_ms = now + ban_s * 1000
                 return self._refuse(flavor, 418, ban_s, number), headers, number
             if scenario.rate_limit_storm.active(number):
                 retry_s = scenario.rate_limit_storm.retry_after_s
-                self.banned_until_ms = now + int(retry_s * 1000)
+                self.banned_until_ms, self.limited_at_ms = now + int(retry_s * 1000), now
                 return self._refuse(flavor, 429, retry_s, number), headers, number
             if flavor == "binance":
                 window = now // int(scenario.weight_window_s * 1000)
@@ -139,7 +146,7 @@ class EmulatorState:
                     self.weight_window, self.weight_used = window, 0
                 if self.weight_used + weight > scenario.weight_limit:
                     window_end = (window + 1) * int(scenario.weight_window_s * 1000)
-                    self.banned_until_ms = window_end
+                    self.banned_until_ms, self.limited_at_ms = window_end, now
                     return self._refuse(flavor, 429, -(-(window_end - now) // 1000), number), headers, number
                 self.weight_used += weight
                 headers["X-MBX-USED-WEIGHT-1M"] = str(self.weight_used)

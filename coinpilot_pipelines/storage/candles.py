@@ -28,9 +28,11 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
+    column,
     func,
     literal_column,
     select,
+    table,
     text,
     tuple_,
 )
@@ -92,7 +94,7 @@ def copy_csv(frame: pd.DataFrame, series: SeriesKey, *, source: str, ingested_at
     def constant(value: str) -> pa.Array:
         return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array([value]))
 
-    table = pa.table(
+    arrow_table = pa.table(
         {
             "exchange": constant(series.exchange),
             "symbol": constant(series.symbol),
@@ -107,7 +109,7 @@ def copy_csv(frame: pd.DataFrame, series: SeriesKey, *, source: str, ingested_at
         }
     )
     buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    pacsv.write_csv(arrow_table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="none"))
     return buffer.getvalue()
 
 
@@ -176,7 +178,7 @@ def _upsert_postgresql(connection: Connection, series: SeriesKey, frame: pd.Data
     connection.execute(text("CREATE TEMP TABLE candle_stage (LIKE ohlcv_candles INCLUDING DEFAULTS) ON COMMIT DROP"))
     with cursor.copy(_copy_statement("candle_stage")) as copy:
         copy.write(data)
-    stage = ohlcv_candles.alias("candle_stage")
+    stage = table("candle_stage", *(column(c) for c in COPY_COLUMNS))
     statement, conflict = _upsert_statement(pg_insert)
     statement = (
         statement.from_select(list(COPY_COLUMNS), select(*(stage.c[c] for c in COPY_COLUMNS)))
@@ -247,11 +249,13 @@ def record_rejects(engine: Engine, series: SeriesKey, rejects: list[CandleReject
             }
         )
     dialect_insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(candle_rejects).on_conflict_do_nothing(
-        index_elements=["exchange", "symbol", "interval", "payload_sha256"]
+    statement = (
+        dialect_insert(candle_rejects)
+        .on_conflict_do_nothing(index_elements=["exchange", "symbol", "interval", "payload_sha256"])
+        .returning(candle_rejects.c.id)
     )
     with engine.begin() as connection:
-        return connection.execute(statement, rows).rowcount
+        return len(connection.execute(statement, rows).all())
 
 
 def _payload_text(payload: object) -> str:
@@ -299,3 +303,29 @@ def read_candles(engine: Engine, series: SeriesKey, start: datetime, end: dateti
     frame["close_time"] = pd.to_datetime(frame["close_time"], utc=True)
     frame["trade_count"] = frame["trade_count"].astype("Int64")
     return frame
+
+
+def consistency_violations(engine: Engine, series: SeriesKey, start: datetime, end: datetime) -> dict[str, int]:
+    """Per contract rule, how many stored bars in ``[start, end)`` break it (plus ``checked_bars``)."""
+    query = load_sql(engine, "candle_consistency",
+                     bind_types={"window_start": UtcTimestamp(), "window_end": UtcTimestamp()})
+    with engine.connect() as connection:
+        row = connection.execute(
+            query,
+            {"exchange": series.exchange, "symbol": series.symbol, "interval": series.interval.code,
+             "interval_ms": series.interval.ms, "window_start": start, "window_end": end},
+        ).one()
+    return {key: int(value) for key, value in row._mapping.items()}
+
+
+def count_rejects(engine: Engine, series: SeriesKey, start: datetime, end: datetime) -> int:
+    """Quarantined rows of ``series`` whose open time falls in ``[start, end)`` (or is unknown)."""
+    query = select(func.count()).select_from(candle_rejects).where(
+        candle_rejects.c.exchange == series.exchange,
+        candle_rejects.c.symbol == series.symbol,
+        candle_rejects.c.interval == series.interval.code,
+        (candle_rejects.c.open_time.is_(None))
+        | ((candle_rejects.c.open_time >= start) & (candle_rejects.c.open_time < end)),
+    )
+    with engine.connect() as connection:
+        return connection.execute(query).scalar_one()

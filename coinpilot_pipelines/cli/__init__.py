@@ -1,0 +1,39 @@
+"""The ``coinpilot`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from coinpilot_pipelines.cli.commands import db, demo, emulator, ui
+
+
+@click.group(help="CoinPilot Pipelines: crypto market data, models and a guarded order executor on Dagster.")
+@click.option("-v", "--verbose", is_flag=True, help="Show library logs (retries, pauses) on stderr.")
+def cli(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+for command in (demo, ui, emulator, db):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Run the CLI; any failure ends with one line saying why and a non-zero exit code."""
+    try:
+        sys.exit(cli.main(standalone_mode=False) or 0)
+    except click.exceptions.Abort:
+        click.echo("coinpilot: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+        message = " ".join(str(exc).split()) or exc.__class__.__name__
+        click.echo(f"coinpilot: error: {message}", err=True)
+        sys.exit(1)

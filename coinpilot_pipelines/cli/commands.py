@@ -1,0 +1,72 @@
+"""The ``coinpilot`` subcommands. Each prints progress on long work; failures end in `main`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import click
+
+from coinpilot_pipelines.cli.demo import run_demo
+from coinpilot_pipelines.cli.environment import local_environment
+from coinpilot_pipelines.emulator.scenarios import PRESETS, load_scenario
+from coinpilot_pipelines.emulator.server import Emulator
+from coinpilot_pipelines.settings import Settings
+from coinpilot_pipelines.storage.database import create_database_engine, upgrade
+
+
+@click.command(help="Run the pipeline end to end on the embedded defaults against the bundled emulator.")
+@click.option("--days", default=3, show_default=True, type=click.IntRange(1, 31),
+              help="Days of 1m candles per symbol.")
+def demo(days: int) -> None:
+    run_demo(days=days)
+
+
+@click.command(help="Start the Dagster UI (dagster dev) on the demo's home, with the emulator running.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+def ui(host: str, port: int) -> None:
+    with local_environment() as environment:
+        click.echo(f"emulator on {environment.emulator_url}; Dagster home {environment.dagster_home}")
+        click.echo(f"opening the Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
+        completed = subprocess.run(
+            [sys.executable, "-m", "dagster", "dev", "-m", "coinpilot_pipelines.definitions",
+             "-h", host, "-p", str(port)],
+            env=os.environ.copy(),
+            check=False,
+        )
+        if completed.returncode not in (0, 130, -2):
+            raise RuntimeError(f"dagster dev exited with code {completed.returncode}")
+
+
+@click.command(help="Serve the exchange emulator (Binance klines, Upbit candles) on loopback.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--scenario", default=None,
+              help=f"A preset ({', '.join(PRESETS)}), a JSON object, or a JSON file of faults to play.")
+def emulator(host: str, port: int, scenario: str | None) -> None:
+    server = Emulator(host=host, port=port, scenario=load_scenario(scenario))
+    click.echo(f"emulator serving on {server.url} (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    finally:
+        server.stop()
+
+
+@click.group(help="Application database maintenance.")
+def db() -> None:
+    pass
+
+
+@db.command(name="upgrade", help="Migrate the application database to the newest schema (idempotent).")
+@click.option("--dsn", default=None, help="Database URL; defaults to COINPILOT_DATABASE_URL or the SQLite file.")
+def upgrade_command(dsn: str | None) -> None:
+    url = dsn or Settings.from_env().database_url
+    engine = create_database_engine(url)
+    try:
+        revision = upgrade(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"database {engine.url.render_as_string(hide_password=True)} is at revision {revision}")
+

@@ -1,0 +1,100 @@
+"""Shared fixtures: a private PostgreSQL cluster, per-test databases, and the emulator over HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import URL, make_url
+
+from coinpilot_pipelines.emulator.server import Emulator
+from coinpilot_pipelines.storage.database import create_database_engine, dispose_engines, upgrade
+from coinpilot_pipelines.storage.throwaway_postgres import ThrowawayPostgres
+
+FIXTURES = Path(__file__).parent / "fixtures"
+_database_numbers = itertools.count(1)
+
+
+class PostgresServer:
+    """Either the server named by COINPILOT_TEST_DATABASE_URL or a throwaway cluster."""
+
+    def __init__(self) -> None:
+        external = os.environ.get("COINPILOT_TEST_DATABASE_URL")
+        self.cluster = None if external else ThrowawayPostgres().start()
+        self.admin_url = external or self.cluster.url
+        self._template = None
+
+    def fresh_database(self, migrated: bool = True) -> str:
+        """A new empty database (migrated to head unless asked otherwise); its URL."""
+        admin = make_url(self.admin_url)
+        name = f"coinpilot_test_{os.getpid()}_{next(_database_numbers)}"
+        if migrated and self._template is None:
+            self._template = f"coinpilot_template_{os.getpid()}"
+            self._create(admin, self._template, None)
+            engine = create_database_engine(str(admin.set(database=self._template)))
+            upgrade(engine)
+            engine.dispose()
+        self._create(admin, name, self._template if migrated else None)
+        return admin.set(database=name).render_as_string(hide_password=False)
+
+    @staticmethod
+    def _create(admin: URL, name: str, template: str | None) -> None:
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        with psycopg.connect(
+            host=admin.host, port=admin.port, user=admin.username, password=admin.password,
+            dbname=admin.database or "postgres", autocommit=True,
+        ) as connection:
+            connection.execute(statement)
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    dispose_engines()
+    server.close()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    yield postgres.fresh_database()
+    dispose_engines()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> Iterator[str]:
+    yield f"sqlite:///{tmp_path / 'coinpilot.db'}"
+    dispose_engines()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each storage test runs once on PostgreSQL and once on SQLite."""
+    return request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
+
+
+@pytest.fixture(scope="session")
+def _emulator_server() -> Iterator[Emulator]:
+    with Emulator() as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(_emulator_server: Emulator) -> Iterator[Emulator]:
+    """The shared emulator, reset to a calm market on the real clock for every test."""
+    _emulator_server.set_scenario({})
+    _emulator_server.clock.freeze(None)
+    yield _emulator_server
+    _emulator_server.set_scenario({})
+    _emulator_server.clock.freeze(None)
