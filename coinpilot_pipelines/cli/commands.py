@@ -70,3 +70,24 @@ def upgrade_command(dsn: str | None) -> None:
         engine.dispose()
     click.echo(f"database {engine.url.render_as_string(hide_password=True)} is at revision {revision}")
 
+
+
+@click.group(help="Measure throughput beside yardsticks taken in the same run (PostgreSQL).")
+def bench() -> None:
+    pass
+
+
+@bench.command(name="ingest", help="Backfill N days of 1m bars from the emulator into PostgreSQL, beside raw COPY.")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3660))
+@click.option("--dsn", default=None, help="A PostgreSQL URL; default: a throwaway local cluster.")
+def bench_ingest_command(days: int, dsn: str | None) -> None:
+    from coinpilot_pipelines.bench.environment import machine_description
+    from coinpilot_pipelines.bench.ingest import bench_ingest
+
+    click.echo(f"coinpilot bench ingest: {days} days, on {machine_description()}")
+    result = bench_ingest(days, dsn, click.echo)
+    click.echo(f"\nPostgreSQL {result['postgresql']}, {result['rows']:,} bars")
+    for timing in result["timings"]:
+        click.echo(f"  {timing.label:<45} {timing.seconds:7.2f} s  {timing.rows_per_s:>12,.0f} rows/s")
+    click.echo(f"  first-time ingest / raw COPY throughput       {result['first_ingest_vs_copy']:7.2f}  (target >= 0.50)")
+    click.echo(f"  re-ingest / temp-table upsert throughput      {result['reingest_vs_upsert']:7.2f}  (target >= 0.50)")

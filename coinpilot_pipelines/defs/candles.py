@@ -124,7 +124,7 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
                     context.log.info(f"fetching {symbol} {market_data.interval} bars {start:%Y-%m-%d} .. {end:%Y-%m-%d}")
                     report = ingest_candles(
                         client, engine, market_data.series(symbol), start, end,
-                        source="rest", run_id=context.run_id, now=datetime.now(timezone.utc),
+                        source="rest", run_id=context.run.run_id, now=datetime.now(timezone.utc),
                     )
                     context.log.info(
                         f"{symbol}: {report.fetched} fetched, {report.counts.inserted} inserted, "

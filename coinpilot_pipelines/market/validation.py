@@ -110,7 +110,7 @@ def validate_candles(frame: pd.DataFrame, raw_rows, interval: Interval) -> Valid
         CandleModel.validate(numeric_view(frame, interval), lazy=True)
         return ValidatedCandles(valid=frame, rejects=[])
     except pa.errors.SchemaErrors as errors:
-        reasons = _reasons_by_row(errors.failure_cases, interval)
+        reasons = _reasons_by_row(errors.failure_cases, frame, interval)
 
     bad = frame.index.isin(list(reasons))
     rejects = [
@@ -124,7 +124,7 @@ def validate_candles(frame: pd.DataFrame, raw_rows, interval: Interval) -> Valid
     return ValidatedCandles(valid=frame[~bad], rejects=rejects)
 
 
-def _reasons_by_row(failure_cases: pd.DataFrame, interval: Interval) -> dict[int, list[str]]:
+def _reasons_by_row(failure_cases: pd.DataFrame, frame: pd.DataFrame, interval: Interval) -> dict[int, list[str]]:
     reasons: dict[int, list[str]] = defaultdict(list)
     for case in failure_cases.itertuples(index=False):
         if pd.isna(case.index):
@@ -135,7 +135,9 @@ def _reasons_by_row(failure_cases: pd.DataFrame, interval: Interval) -> dict[int
         if template is not None:
             text = template.format(interval=interval.code)
         else:
-            text = f"{case.column}={case.failure_case} fails {check}"
+            # Quote the exchange's exact text rather than the float the check saw.
+            value = frame.at[case.index, case.column] if case.column in frame.columns else case.failure_case
+            text = f"{case.column} {value!r} fails {check}"
         if text not in reasons[int(case.index)]:
             reasons[int(case.index)].append(text)
     return reasons

@@ -113,7 +113,7 @@ def copy_csv(frame: pd.DataFrame, series: SeriesKey, *, source: str, ingested_at
     return buffer.getvalue()
 
 
-def _copy_statement(table: str) -> pgsql.Composed:
+def copy_statement(table: str) -> pgsql.Composed:
     return pgsql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
         pgsql.Identifier(table), pgsql.SQL(", ").join(pgsql.Identifier(c) for c in COPY_COLUMNS)
     )
@@ -171,12 +171,12 @@ def _upsert_postgresql(connection: Connection, series: SeriesKey, frame: pd.Data
     data = copy_csv(frame, series, source=source, ingested_at=ingested_at)
     cursor = connection.connection.driver_connection.cursor()
     if not already_stored:
-        with cursor.copy(_copy_statement("ohlcv_candles")) as copy:
+        with cursor.copy(copy_statement("ohlcv_candles")) as copy:
             copy.write(data)
         return UpsertCounts(inserted=len(frame))
 
     connection.execute(text("CREATE TEMP TABLE candle_stage (LIKE ohlcv_candles INCLUDING DEFAULTS) ON COMMIT DROP"))
-    with cursor.copy(_copy_statement("candle_stage")) as copy:
+    with cursor.copy(copy_statement("candle_stage")) as copy:
         copy.write(data)
     stage = table("candle_stage", *(column(c) for c in COPY_COLUMNS))
     statement, conflict = _upsert_statement(pg_insert)

@@ -1,0 +1,1 @@
+"""``coinpilot bench``: throughput measured beside a yardstick taken in the same run."""

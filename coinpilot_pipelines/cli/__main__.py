@@ -1,0 +1,3 @@
+from coinpilot_pipelines.cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""Building the project's Dagster definitions against a test database and the test emulator."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from coinpilot_pipelines.defs import build_definitions
+from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
+from coinpilot_pipelines.settings import Settings
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def settings_for(database_url: str, emulator_url: str, **overrides: str) -> Settings:
+    env = {
+        "COINPILOT_HOME": "/tmp/coinpilot-tests",
+        "COINPILOT_DATABASE_URL": database_url,
+        "COINPILOT_SYMBOLS": "BTCUSDT,XRPUSDT",
+        "COINPILOT_START_DATE": "2023-01-01",
+        "COINPILOT_BINANCE_BASE_URL": emulator_url,
+        "COINPILOT_UPBIT_BASE_URL": emulator_url,
+        **overrides,
+    }
+    return Settings.from_env(env)
+
+
+def market_resources(database_url: str, emulator_url: str, **client: object) -> dict[str, object]:
+    return {
+        "database": DatabaseResource(url=database_url),
+        "market_data": MarketDataResource(base_url=emulator_url, max_attempts=3, base_delay_s=0.01, **client),
+    }
+
+
+def project_definitions(database_url: str, emulator_url: str, **overrides: str) -> dg.Definitions:
+    return build_definitions(settings_for(database_url, emulator_url, **overrides))
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    """Every message of the run's step failures, causes included."""
+    texts = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None:
+            texts.append(error.message)
+            error = error.cause
+    return "\n".join(texts)

@@ -1,0 +1,94 @@
+"""The project loads as Dagster sees it, and the command line behaves for a new user."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from coinpilot_pipelines.settings import ConfigError, Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COINPILOT_", "DAGSTER_"))}
+    return {**env, "COINPILOT_HOME": str(home), **extra}
+
+
+def test_definitions_load_with_the_contract_names() -> None:
+    from coinpilot_pipelines.definitions import defs
+
+    assert isinstance(defs, dg.Definitions)
+    candles = defs.resolve_assets_def("candles")
+    partitions = candles.partitions_def
+    assert isinstance(partitions, dg.MultiPartitionsDefinition)
+    assert {d.name for d in partitions.partitions_defs} == {"date", "symbol"}
+    assert "2024-03-05|XRPUSDT" in partitions.get_partition_keys()
+    assert candles.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_dagster_definitions_validate_passes(tmp_path: Path) -> None:
+    result = run("dagster", "definitions", "validate", "-m", "coinpilot_pipelines.definitions",
+                 env=clean_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_workspace_yaml_loads_the_module() -> None:
+    assert "coinpilot_pipelines.definitions" in (REPO / "workspace.yaml").read_text()
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"COINPILOT_SYMBOLS": "BTC/USDT"}, "COINPILOT_SYMBOLS: 'BTC/USDT' is not a valid symbol"),
+    ({"COINPILOT_INTERVAL": "7m"}, "COINPILOT_INTERVAL: '7m' is not a supported interval"),
+    ({"COINPILOT_START_DATE": "yesterday"}, "COINPILOT_START_DATE: 'yesterday' is not a date"),
+    ({"COINPILOT_MARKET_EXCHANGE": "kraken"}, "COINPILOT_MARKET_EXCHANGE: 'kraken' is not one of"),
+    ({"COINPILOT_DATABASE_URL": "mysql://x"}, "COINPILOT_DATABASE_URL: expected sqlite"),
+    ({"COINPILOT_BINANCE_BASE_URL": "ftp://x"}, "COINPILOT_BINANCE_BASE_URL: 'ftp://x' is not an http(s) URL"),
+])
+def test_bad_configuration_is_named_precisely(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env(env)
+    assert str(error.value).startswith(message)
+
+
+def test_defaults_are_the_embedded_ones(tmp_path: Path) -> None:
+    settings = Settings.from_env({"COINPILOT_HOME": str(tmp_path)})
+    assert settings.symbols == ("BTCUSDT", "XRPUSDT") and settings.interval.code == "1m"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'coinpilot.db'}"
+    assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert settings.market_exchange == "binance" and settings.binance_base_url == "https://api.binance.com"
+
+
+def test_demo_runs_on_a_fresh_home_and_prints_the_summary(tmp_path: Path) -> None:
+    result = run("coinpilot_pipelines.cli", "demo", "--days", "2", env=clean_env(tmp_path / "home"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| BTCUSDT  |          2880 |       2880 |              100 |         0 |" in result.stdout
+    assert "| XRPUSDT  |          2880 |       2880 |              100 |         0 |" in result.stdout
+    assert "coinpilot ui" in result.stdout
+    assert (tmp_path / "home" / "dagster" / "dagster.yaml").exists()
+    # The runs are recorded in the local Dagster instance for the UI to show.
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
+    assert len(instance.get_runs()) == 2
+    instance.dispose()
+
+
+def test_db_upgrade_and_one_line_errors(tmp_path: Path, pg_url: str) -> None:
+    ok = run("coinpilot_pipelines.cli", "db", "upgrade", "--dsn", pg_url, env=clean_env(tmp_path))
+    assert ok.returncode == 0 and "is at revision" in ok.stdout
+    bad = run("coinpilot_pipelines.cli", "db", "upgrade", "--dsn", "postgresql+psycopg://nobody@127.0.0.1:1/none",
+              env=clean_env(tmp_path))
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("coinpilot: error: cannot migrate database") and bad.stderr.count("\n") == 1
+    scenario = run("coinpilot_pipelines.cli", "emulator", "--scenario", "nonsense", env=clean_env(tmp_path))
+    assert scenario.returncode == 1 and "not a preset" in scenario.stderr and scenario.stderr.count("\n") == 1
