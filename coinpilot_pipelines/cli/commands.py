@@ -34,6 +34,7 @@ def ui(host: str, port: int) -> None:
             [sys.executable, "-m", "dagster", "dev", "-m", "coinpilot_pipelines.definitions",
              "-h", host, "-p", str(port)],
             env=os.environ.copy(),
+            cwd=environment.dagster_home,  # the instance is DAGSTER_HOME's, not a dagster.yaml in the cwd
             check=False,
         )
         if completed.returncode not in (0, 130, -2):
