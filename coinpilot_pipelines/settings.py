@@ -33,6 +33,45 @@ def validate_symbol(symbol: str, *, source: str = "symbol") -> str:
     return symbol
 
 
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, integer: bool = False) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{name}: {raw!r} is not {kind}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: {raw} is below the minimum of {minimum:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class ContinuitySettings:
+    """The continuity scan, the live kline sensor and gap repair."""
+
+    scan_days: int = 365
+    live_poll_interval_s: int = 30
+    live_tick_budget_s: float = 10.0
+    live_lookback_bars: int = 5
+    repair_empty_attempts: int = 3
+    repair_empty_spacing_s: float = 60.0
+    repair_max_segments: int = 8
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ContinuitySettings:
+        return cls(
+            scan_days=int(_number(env, "CONTINUITY_SCAN_DAYS", 365, minimum=1, integer=True)),
+            live_poll_interval_s=int(_number(env, "LIVE_KLINE_POLL_INTERVAL_SEC", 30, minimum=5, integer=True)),
+            live_tick_budget_s=_number(env, "LIVE_KLINE_TICK_BUDGET_SEC", 10.0, minimum=0.1),
+            live_lookback_bars=int(_number(env, "LIVE_KLINE_LOOKBACK_BARS", 5, minimum=0, integer=True)),
+            repair_empty_attempts=int(_number(env, "GAP_REPAIR_EMPTY_ATTEMPTS", 3, minimum=1, integer=True)),
+            repair_empty_spacing_s=_number(env, "GAP_REPAIR_EMPTY_SPACING_SEC", 60.0, minimum=0),
+            repair_max_segments=int(_number(env, "GAP_REPAIR_MAX_SEGMENTS", 8, minimum=1, integer=True)),
+        )
+
+
 def _parse_url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
     if not re.match(r"^https?://[^\s/]+", value):
@@ -52,6 +91,7 @@ class Settings:
     upbit_base_url: str
     mlflow_tracking_uri: str
     news_feeds: tuple[str, ...] = field(default_factory=tuple)
+    continuity: ContinuitySettings = field(default_factory=ContinuitySettings)
 
     @property
     def dagster_home(self) -> Path:
@@ -125,5 +165,6 @@ class Settings:
             ),
             mlflow_tracking_uri=get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
             news_feeds=feeds,
+            continuity=ContinuitySettings.from_env(env),
         )
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from coinpilot_pipelines.defs.candles import CONTINUITY_CHECK, SCHEMA_CHECK, build_candles_asset
 from coinpilot_pipelines.defs.partitions import market_partitions
 from coinpilot_pipelines.storage.database import get_engine
+from coinpilot_pipelines.storage.gap_segments import list_segments
 from coinpilot_pipelines.storage.schema import candle_rejects, ohlcv_candles
 
 from .dagster_helpers import QUIET, failure_text, market_resources, range_tags, settings_for
@@ -104,6 +105,9 @@ def test_an_outage_yields_fewer_bars_and_a_warning_not_an_error(db_url: str, emu
     result = materialize(db_url, emulator.url, partition_key="2023-03-13|BTCUSDT")
     assert result.success
     assert materialization_metadata(result)["missing_bars"] == 45
+    assert materialization_metadata(result)["gap_segments_registered"] == 1
+    (segment,) = list_segments(get_engine(db_url))
+    assert (segment.source, segment.remaining_bars, segment.state) == ("ingest", 45, "open")
     continuity = check(result, CONTINUITY_CHECK)
     assert not continuity.passed and continuity.severity == dg.AssetCheckSeverity.WARN
     assert continuity.metadata["missing_bars"].value == 45

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from psycopg import sql
 from sqlalchemy import Engine
 
+from coinpilot_pipelines.bench import BenchRow, within
 from coinpilot_pipelines.bench.environment import BenchDatabases, emulator_process
 from coinpilot_pipelines.clients.binance import BinanceSpotClient
 from coinpilot_pipelines.market.candles import SeriesKey, normalize
@@ -73,7 +74,7 @@ def _temp_table_upsert(engine: Engine, payloads: list[bytes]) -> None:
         )
 
 
-def bench_ingest(days: int, dsn: str | None, echo: Callable[[str], None]) -> dict[str, object]:
+def bench_ingest(days: int, dsn: str | None, echo: Callable[[str], None]) -> list[BenchRow]:
     start = BENCH_END - timedelta(days=days)
     databases = BenchDatabases(dsn)
     try:
@@ -96,7 +97,7 @@ def bench_ingest(days: int, dsn: str | None, echo: Callable[[str], None]) -> dic
             get_engine(target)
             first = _timed("first-time ingest, end to end", rows, lambda: ingest(target))
             echo("  re-ingesting the same year ...")
-            again = _timed("re-ingest of a stored year, end to end", rows, lambda: ingest(target))
+            again = _timed("re-ingest of the stored window, end to end", rows, lambda: ingest(target))
 
             write_only_db = databases.fresh()
             engine = get_engine(write_only_db)
@@ -107,17 +108,20 @@ def bench_ingest(days: int, dsn: str | None, echo: Callable[[str], None]) -> dic
             copy_db = databases.fresh()
             copy_engine = get_engine(copy_db)
             raw_copy = _timed("yardstick: raw COPY into an empty table", rows, lambda: _raw_copy(copy_engine, payloads))
-            upsert_yardstick = _timed("yardstick: temp-table upsert of a stored year", rows,
+            upsert_yardstick = _timed("yardstick: temp-table upsert over the stored window", rows,
                                       lambda: _temp_table_upsert(copy_engine, payloads))
     finally:
         dispose_engines()
         databases.close()
 
-    timings = [first, again, write_path, raw_copy, upsert_yardstick]
-    return {
-        "rows": rows,
-        "postgresql": databases.server_version,
-        "timings": timings,
-        "first_ingest_vs_copy": raw_copy.seconds / first.seconds,
-        "reingest_vs_upsert": upsert_yardstick.seconds / again.seconds,
-    }
+    first_ratio = raw_copy.seconds / first.seconds
+    reingest_ratio = upsert_yardstick.seconds / again.seconds
+    rows_out = [BenchRow("ingest", f"{t.label} ({t.rows:,} bars)", t.rows_per_s, "rows/s")
+                for t in (first, again, write_path, raw_copy, upsert_yardstick)]
+    return [
+        *rows_out,
+        BenchRow("ingest", "first-time ingest / raw COPY throughput", first_ratio, "x", ">= 0.50",
+                 within(first_ratio, at_least=0.5)),
+        BenchRow("ingest", "re-ingest / temp-table upsert throughput", reingest_ratio, "x", ">= 0.50",
+                 within(reingest_ratio, at_least=0.5)),
+    ]

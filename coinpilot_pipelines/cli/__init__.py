@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from coinpilot_pipelines.cli.commands import bench, db, demo, emulator, ui
+from coinpilot_pipelines.cli.bench import bench
+from coinpilot_pipelines.cli.commands import continuity_scan, db, demo, emulator, ui
 
 
 @click.group(help="CoinPilot Pipelines: crypto market data, models and a guarded order executor on Dagster.")
@@ -17,7 +18,7 @@ def cli(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (demo, ui, emulator, db, bench):
+for command in (demo, ui, emulator, db, continuity_scan, bench):
     cli.add_command(command)
 
 

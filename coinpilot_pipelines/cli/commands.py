@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -73,22 +75,21 @@ def upgrade_command(dsn: str | None) -> None:
 
 
 
-@click.group(help="Measure throughput beside yardsticks taken in the same run (PostgreSQL).")
-def bench() -> None:
-    pass
-
-
-@bench.command(name="ingest", help="Backfill N days of 1m bars from the emulator into PostgreSQL, beside raw COPY.")
+@click.command(name="continuity-scan", help="Scan [end - days, end) at 00:00 UTC for missing bars, in SQL.")
+@click.option("--symbol", required=True, help="e.g. BTCUSDT")
+@click.option("--interval", default="1m", show_default=True)
 @click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3660))
-@click.option("--dsn", default=None, help="A PostgreSQL URL; default: a throwaway local cluster.")
-def bench_ingest_command(days: int, dsn: str | None) -> None:
-    from coinpilot_pipelines.bench.environment import machine_description
-    from coinpilot_pipelines.bench.ingest import bench_ingest
+@click.option("--end", default=None, help="YYYY-MM-DD (exclusive); default: today")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the report here.")
+@click.option("--auto-insert-missing", is_flag=True, help="Register gaps not yet known as segments for repair.")
+@click.option("--dsn", default=None, help="Database URL; defaults to COINPILOT_DATABASE_URL or the SQLite file.")
+def continuity_scan(symbol: str, interval: str, days: int, end: str | None, json_path: str | None,
+                    auto_insert_missing: bool, dsn: str | None) -> None:
+    from coinpilot_pipelines.cli.scan import run_continuity_scan
 
-    click.echo(f"coinpilot bench ingest: {days} days, on {machine_description()}")
-    result = bench_ingest(days, dsn, click.echo)
-    click.echo(f"\nPostgreSQL {result['postgresql']}, {result['rows']:,} bars")
-    for timing in result["timings"]:
-        click.echo(f"  {timing.label:<45} {timing.seconds:7.2f} s  {timing.rows_per_s:>12,.0f} rows/s")
-    click.echo(f"  first-time ingest / raw COPY throughput       {result['first_ingest_vs_copy']:7.2f}  (target >= 0.50)")
-    click.echo(f"  re-ingest / temp-table upsert throughput      {result['reingest_vs_upsert']:7.2f}  (target >= 0.50)")
+    report = run_continuity_scan(symbol=symbol, interval=interval, days=days, end=end, dsn=dsn,
+                                 auto_insert_missing=auto_insert_missing)
+    text = json.dumps(report, indent=2)
+    click.echo(text)
+    if json_path:
+        Path(json_path).write_text(text + "\n")

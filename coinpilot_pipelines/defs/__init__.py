@@ -8,6 +8,7 @@ import warnings
 import dagster as dg
 
 from coinpilot_pipelines.defs.candles import build_candles_asset
+from coinpilot_pipelines.defs.continuity import build_continuity_definitions
 from coinpilot_pipelines.defs.partitions import market_partitions
 from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
 from coinpilot_pipelines.settings import Settings
@@ -26,8 +27,12 @@ def _secret_or_value(name: str, value: str) -> str | dg.EnvVar:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = market_partitions(settings)
+    continuity = build_continuity_definitions(settings.continuity, settings.symbols)
     return dg.Definitions(
-        assets=[build_candles_asset(partitions)],
+        assets=[build_candles_asset(partitions), *continuity["assets"]],
+        jobs=continuity["jobs"],
+        schedules=continuity["schedules"],
+        sensors=continuity["sensors"],
         resources={
             "database": DatabaseResource(url=_secret_or_value("COINPILOT_DATABASE_URL", settings.database_url)),
             "market_data": MarketDataResource(

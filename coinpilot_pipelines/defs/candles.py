@@ -6,12 +6,15 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy import Engine
 
 from coinpilot_pipelines.clients.http import RequestStats
 from coinpilot_pipelines.defs.partitions import windows_by_symbol
 from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
 from coinpilot_pipelines.market.ingest import IngestReport, ingest_candles
 from coinpilot_pipelines.storage.candles import consistency_violations
+from coinpilot_pipelines.storage.continuity import holes_in
+from coinpilot_pipelines.storage.gap_segments import register_gap
 
 EXCHANGE_POOL = "exchange_api"
 SCHEMA_CHECK = "candles_contract"
@@ -83,6 +86,16 @@ def candles_metadata(reports: list[IngestReport], request_stats: RequestStats) -
     return metadata
 
 
+def register_missing(engine: Engine, report: IngestReport) -> int:
+    """Track the holes a fetch left, so gap repair picks them up; returns new segments."""
+    now = datetime.now(timezone.utc)
+    created = 0
+    for gap in holes_in(engine, report.series, report.window_start, report.window_end):
+        created += sum(r.created for r in register_gap(engine, report.series, gap.from_open_time,
+                                                       gap.to_open_time, source="ingest", now=now))
+    return created
+
+
 def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name="candles",
@@ -117,6 +130,7 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
         engine = database.engine()
         windows = windows_by_symbol(partitions, context.partition_keys)
         reports: list[IngestReport] = []
+        registered = 0
         client = market_data.client()
         try:
             for symbol, spans in windows.items():
@@ -132,6 +146,8 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
                         f"{report.missing_bars} missing of {report.expected_bars}"
                     )
                     reports.append(report)
+                    if report.missing_bars:
+                        registered += register_missing(engine, report)
         finally:
             client.close()
 
@@ -143,7 +159,7 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
             violations.update({f"{report.series.symbol}: {rule}": n for rule, n in found.items() if n})
         missing = {r.series.symbol: r.missing_bars for r in reports if r.missing_bars}
         return dg.MaterializeResult(
-            metadata=candles_metadata(reports, client.stats),
+            metadata={**candles_metadata(reports, client.stats), "gap_segments_registered": registered},
             check_results=[
                 dg.AssetCheckResult(
                     check_name=SCHEMA_CHECK,

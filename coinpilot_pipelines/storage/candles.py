@@ -329,3 +329,13 @@ def count_rejects(engine: Engine, series: SeriesKey, start: datetime, end: datet
     )
     with engine.connect() as connection:
         return connection.execute(query).scalar_one()
+
+
+def latest_open_time(engine: Engine, series: SeriesKey) -> datetime | None:
+    query = select(func.max(ohlcv_candles.c.open_time)).where(
+        ohlcv_candles.c.exchange == series.exchange,
+        ohlcv_candles.c.symbol == series.symbol,
+        ohlcv_candles.c.interval == series.interval.code,
+    )
+    with engine.connect() as connection:
+        return connection.execute(query).scalar_one()

@@ -9,7 +9,9 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -78,4 +80,34 @@ candle_rejects = Table(
     Column("rejected_at", UtcTimestamp(), nullable=False),
     UniqueConstraint("exchange", "symbol", "interval", "payload_sha256"),
     Index(None, "exchange", "symbol", "interval", "open_time"),
+)
+
+GAP_STATES = ("open", "repairing", "recovered", "unrecoverable", "merged")
+GAP_SOURCES = ("ingest", "scan", "stream")
+
+# A run of missing bars, half-open [from_open_time, to_open_time), and its repair history.
+gap_segments = Table(
+    "gap_segments",
+    metadata,
+    Column("id", Identity64, primary_key=True, autoincrement=True),
+    *_series_columns(),
+    Column("from_open_time", UtcTimestamp(), nullable=False),
+    Column("to_open_time", UtcTimestamp(), nullable=False),
+    Column("missing_bars", Integer(), nullable=False),  # grid slots in the range when last (re)shaped
+    Column("remaining_bars", Integer(), nullable=False),  # recounted from ohlcv_candles, never estimated
+    Column("state", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("detected_at", UtcTimestamp(), nullable=False),
+    Column("last_attempt_at", UtcTimestamp(), nullable=True),
+    Column("next_attempt_at", UtcTimestamp(), nullable=True),
+    Column("retry_count", Integer(), nullable=False, server_default=text("0")),
+    Column("empty_fetches", Integer(), nullable=False, server_default=text("0")),
+    Column("recovered_at", UtcTimestamp(), nullable=True),
+    Column("merged_into", Identity64, ForeignKey("gap_segments.id"), nullable=True),
+    Column("reason", Text(), nullable=True),
+    CheckConstraint(f"state IN ({', '.join(repr(s) for s in GAP_STATES)})", name="state"),
+    CheckConstraint(f"source IN ({', '.join(repr(s) for s in GAP_SOURCES)})", name="source"),
+    CheckConstraint("to_open_time > from_open_time", name="half_open_range"),
+    Index(None, "exchange", "symbol", "interval", "state", "from_open_time"),
+    Index(None, "state", "next_attempt_at"),
 )

@@ -1,0 +1,228 @@
+"""Continuity in Dagster: the `gap_segments` asset (the 365-day scan), gap repair, live klines.
+
+When things run lives here; how gaps are found, merged and repaired lives in `market/` and
+`storage/`.
+"""
+
+import dataclasses
+import statistics
+from datetime import date, datetime, time, timedelta, timezone
+
+import dagster as dg
+import pandas as pd
+
+from coinpilot_pipelines.defs.candles import EXCHANGE_POOL
+from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
+from coinpilot_pipelines.market.live import LiveCursor, LivePolicy, poll_live_bars
+from coinpilot_pipelines.market.repair import RepairOutcome, RepairPolicy, repair_segment
+from coinpilot_pipelines.settings import ContinuitySettings
+from coinpilot_pipelines.storage.continuity import scan_continuity
+from coinpilot_pipelines.storage.gap_segments import (
+    ACTIVE_STATES,
+    claim_due_segments,
+    due_segments,
+    get_segment,
+    list_segments,
+    register_gap,
+)
+
+CLAIM_TIMEOUT = timedelta(minutes=15)  # a `repairing` claim older than this belonged to a dead run
+SCAN_CRON = "10 2 * * *"
+
+
+def scan_window(end: str | None, days: int, now: datetime) -> tuple[datetime, datetime]:
+    """``[end - days, end)`` at 00:00 UTC; ``end`` defaults to today."""
+    end_day = date.fromisoformat(end) if end else now.astimezone(timezone.utc).date()
+    window_end = datetime.combine(end_day, time(0), tzinfo=timezone.utc)
+    return window_end - timedelta(days=days), window_end
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[str, ...]) -> dict[str, list]:
+    class ContinuityScanConfig(dg.Config):
+        days: int = settings.scan_days
+        end: str | None = None  # YYYY-MM-DD; the window is [end - days, end) at 00:00 UTC
+
+    @dg.asset(
+        name="gap_segments",
+        group_name="market",
+        deps=["candles"],
+        kinds={"sql"},
+        description=(
+            "Runs of missing candles per symbol over the last 365 days, found in SQL, tracked as "
+            "half-open segments from detection to recovery (or to unrecoverable, for real outages)."
+        ),
+    )
+    def gap_segments(context: dg.AssetExecutionContext, config: ContinuityScanConfig, database: DatabaseResource,
+                     market_data: MarketDataResource) -> dg.MaterializeResult:
+        engine = database.engine()
+        now = datetime.now(timezone.utc)
+        window_start, window_end = scan_window(config.end, config.days, now)
+        rows, inserted = [], 0
+        for symbol in symbols:
+            series = market_data.series(symbol)
+            scan = scan_continuity(engine, series, window_start, window_end)
+            for gap in scan.gaps:
+                inserted += sum(r.created for r in register_gap(
+                    engine, series, gap.from_open_time, gap.to_open_time, source="scan", now=now))
+            segments = list_segments(engine, series)
+            recovered = [s for s in segments if s.state == "recovered" and s.recovered_at >= window_start]
+            ttr = [(s.recovered_at - s.detected_at).total_seconds() for s in recovered]
+            rows.append({
+                "symbol": symbol,
+                "completeness %": round(100 * scan.completeness, 4),
+                "expected bars": scan.expected_bars,
+                "present bars": scan.present_bars,
+                "gaps": len(scan.gaps),
+                "missing bars": scan.missing_bars,
+                "open segments": sum(s.state in ACTIVE_STATES for s in segments),
+                "unrecoverable": sum(s.state == "unrecoverable" for s in segments),
+                "recovered": len(recovered),
+                "ttr p50 s": _percentile(ttr, 50),
+                "ttr p90 s": _percentile(ttr, 90),
+            })
+            context.log.info(f"{symbol}: {scan.present_bars}/{scan.expected_bars} bars, {len(scan.gaps)} gaps")
+        table = pd.DataFrame(rows)
+        return dg.MaterializeResult(metadata={
+            "window_start": dg.MetadataValue.timestamp(window_start),
+            "window_end": dg.MetadataValue.timestamp(window_end),
+            "segments_inserted": inserted,
+            "open_segments": int(table["open segments"].sum()),
+            "unrecoverable_segments": int(table["unrecoverable"].sum()),
+            "min_completeness_pct": float(table["completeness %"].min()),
+            "per_symbol": dg.MetadataValue.md(table.to_markdown(index=False)),
+        })
+
+    continuity_scan_job = dg.define_asset_job(
+        "continuity_scan_job", selection=[gap_segments.key],
+        description="The daily 365-day continuity scan: find every hole and register it for repair.",
+    )
+    continuity_scan_schedule = dg.ScheduleDefinition(
+        name="continuity_scan_schedule", job=continuity_scan_job, cron_schedule=SCAN_CRON,
+        execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+
+    class GapRepairConfig(dg.Config):
+        segment_ids: list[int] | None = None  # None: whatever is due, by priority
+        max_segments: int = settings.repair_max_segments
+
+    @dg.op(out=dg.DynamicOut(int), description="Claim the segments due for repair, by priority.")
+    def claim_gap_segments(context: dg.OpExecutionContext, config: GapRepairConfig, database: DatabaseResource):
+        claimed = claim_due_segments(database.engine(), datetime.now(timezone.utc), limit=config.max_segments,
+                                     claim_timeout=CLAIM_TIMEOUT, segment_ids=config.segment_ids)
+        context.log.info(f"claimed {len(claimed)} segment(s): {[s.id for s in claimed]}")
+        for segment in claimed:
+            yield dg.DynamicOutput(segment.id, mapping_key=f"segment_{segment.id}")
+
+    @dg.op(pool=EXCHANGE_POOL, description="Refetch one segment's range, store it, recount, decide.")
+    def repair_gap_segment(context: dg.OpExecutionContext, segment_id: int, database: DatabaseResource,
+                           market_data: MarketDataResource) -> dict:
+        engine = database.engine()
+        segment = get_segment(engine, segment_id)
+        policy = RepairPolicy(empty_attempts=settings.repair_empty_attempts,
+                              empty_spacing=timedelta(seconds=settings.repair_empty_spacing_s))
+        client = market_data.client()
+        try:
+            outcome = repair_segment(client, engine, segment, policy, datetime.now(timezone.utc),
+                                     run_id=context.run.run_id)
+        finally:
+            client.close()
+        context.log.info(f"segment {segment_id} ({outcome.symbol}): {outcome.state}; {outcome.detail}")
+        if outcome.bars_inserted:
+            day = segment.from_open_time.date()
+            while day <= (segment.to_open_time - timedelta(milliseconds=1)).date():
+                context.log_event(dg.AssetMaterialization(
+                    asset_key="candles", partition=f"{day.isoformat()}|{segment.series.symbol}",
+                    metadata={"repaired_by_segment": segment_id, "bars_inserted": outcome.bars_inserted}))
+                day += timedelta(days=1)
+        return dataclasses.asdict(outcome)
+
+    @dg.op(description="Summarize the repairs of this run.")
+    def summarize_gap_repairs(outcomes: list[dict]) -> dg.Output[None]:
+        frame = pd.DataFrame(outcomes, columns=list(RepairOutcome.__dataclass_fields__))
+        states = frame["state"].value_counts().to_dict()
+        return dg.Output(None, metadata={
+            "segments": len(frame),
+            "recovered": states.get("recovered", 0),
+            "unrecoverable": states.get("unrecoverable", 0),
+            "still_open": states.get("open", 0),
+            "bars_inserted": int(frame["bars_inserted"].sum()),
+            "outcomes": dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "_nothing was due_"),
+        })
+
+    @dg.job(name="gap_repair_job", description="Repair due gap segments, several at a time within the exchange pool.")
+    def gap_repair_job():
+        summarize_gap_repairs(claim_gap_segments().map(repair_gap_segment).collect())
+
+    live_policy = LivePolicy(lookback_bars=settings.live_lookback_bars, budget_s=settings.live_tick_budget_s)
+
+    @dg.sensor(
+        name="live_kline_sensor",
+        job=gap_repair_job,
+        minimum_interval_seconds=settings.live_poll_interval_s,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Stores the bars closed since its cursor, reports them as candles materializations, "
+        "registers holes as stream gap segments and starts gap_repair_job for each.",
+    )
+    def live_kline_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource,
+                          market_data: MarketDataResource) -> dg.SensorResult:
+        # A tick reports new bars as materialization events on today's partitions instead of
+        # launching a run: a run every 30 s per symbol would bury the run history for nothing.
+        now = datetime.now(timezone.utc)
+        client = market_data.client()
+        try:
+            tick = poll_live_bars(client, database.engine(), [market_data.series(s) for s in symbols],
+                                  LiveCursor.from_json(context.cursor), now, live_policy)
+        finally:
+            client.close()
+        events = [
+            dg.AssetMaterialization(
+                asset_key="candles",
+                partition=f"{report.window_end.date().isoformat()}|{report.series.symbol}",
+                metadata={"source": "live_kline_sensor", "rows_inserted": report.counts.inserted,
+                          "rows_updated": report.counts.updated, "rows_rejected": report.rejected,
+                          "last_open_time": dg.MetadataValue.timestamp(report.last_open_time)},
+            )
+            for report in tick.reports if report.counts.inserted or report.counts.updated
+        ]
+        requests = [
+            dg.RunRequest(
+                run_key=f"gap-segment-{new.segment_id}",
+                run_config={"ops": {"claim_gap_segments": {"config": {"segment_ids": [new.segment_id]}}}},
+                tags={"coinpilot/symbol": new.symbol, "coinpilot/gap_source": "stream"},
+            )
+            for new in tick.new_gaps
+        ]
+        if tick.deferred:
+            context.log.info(f"time budget used up; {tick.deferred} continue next tick")
+        return dg.SensorResult(run_requests=requests, asset_events=events, cursor=tick.cursor.to_json())
+
+    @dg.sensor(
+        name="gap_repair_sensor",
+        job=gap_repair_job,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Starts gap_repair_job when segments are due (found by the scan, or retries).",
+    )
+    def gap_repair_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource) -> dg.SensorResult:
+        now = datetime.now(timezone.utc)
+        due = due_segments(database.engine(), now, claim_timeout=CLAIM_TIMEOUT)
+        if not due:
+            return dg.SensorResult(skip_reason="no gap segment is due")
+        # The key names each segment's attempt: a re-evaluated tick cannot start the same repair twice.
+        attempt = ",".join(f"{s.id}.{s.retry_count}.{s.empty_fetches}" for s in due[: settings.repair_max_segments])
+        return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"gap-repair-{attempt}")])
+
+    return {
+        "assets": [gap_segments],
+        "jobs": [continuity_scan_job, gap_repair_job],
+        "schedules": [continuity_scan_schedule],
+        "sensors": [live_kline_sensor, gap_repair_sensor],
+    }

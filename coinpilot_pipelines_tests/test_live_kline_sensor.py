@@ -1,0 +1,116 @@
+"""`live_kline_sensor` ticks against the emulator on the real clock: cursor, gaps, late bars, budget."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+
+from coinpilot_pipelines.clients.binance import BinanceSpotClient
+from coinpilot_pipelines.market.candles import SeriesKey
+from coinpilot_pipelines.market.ingest import ingest_candles
+from coinpilot_pipelines.market.intervals import Interval
+from coinpilot_pipelines.storage.database import get_engine
+from coinpilot_pipelines.storage.gap_segments import get_segment, list_segments
+
+from .dagster_helpers import market_resources, project_definitions
+
+UTC = timezone.utc
+MINUTE = Interval.parse("1m")
+
+
+def this_minute() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(second=0, microsecond=0)
+
+
+@pytest.fixture
+def ready_minute() -> datetime:
+    """Start early in a minute, so a tick's "now" does not cross a minute boundary mid-test."""
+    if datetime.now(UTC).second > 40:
+        time.sleep(61 - datetime.now(UTC).second)
+    return this_minute()
+
+
+def tick(defs: dg.Definitions, db: str, emulator_url: str, cursor: str | None) -> dg.SensorExecutionData:
+    sensor = defs.resolve_sensor_def("live_kline_sensor")
+    context = dg.build_sensor_context(cursor=cursor, resources=market_resources(db, emulator_url),
+                                      instance=dg.DagsterInstance.ephemeral())
+    return sensor.evaluate_tick(context)
+
+
+def stored_until(db: str, emulator, symbol: str, end: datetime) -> None:  # noqa: ANN001
+    with BinanceSpotClient(emulator.url) as client:
+        ingest_candles(client, get_engine(db), SeriesKey("binance", symbol, MINUTE), end - timedelta(minutes=30), end,
+                       source="rest")
+
+
+def test_ticks_advance_the_cursor_register_gaps_once_and_report_bars(pg_url: str, emulator, ready_minute: datetime) -> None:  # noqa: ANN001
+    start = ready_minute - timedelta(minutes=20)
+    for symbol in ("BTCUSDT", "XRPUSDT"):
+        stored_until(pg_url, emulator, symbol, start)
+    emulator.set_scenario({"outages": [{"symbol": "BTCUSDT", "start": (start + timedelta(minutes=5)).isoformat(),
+                                        "end": (start + timedelta(minutes=9)).isoformat()}]})
+    defs = project_definitions(pg_url, emulator.url, LIVE_KLINE_LOOKBACK_BARS="3")
+
+    first = tick(defs, pg_url, emulator.url, None)
+    cursor = json.loads(first.cursor)
+    last_closed = int((ready_minute - timedelta(minutes=1)).timestamp() * 1000)
+    assert cursor["last_open_ms"] == {"BTCUSDT": last_closed, "XRPUSDT": last_closed}
+    segments = list_segments(get_engine(pg_url))
+    assert [(s.series.symbol, s.source, s.remaining_bars, s.from_open_time) for s in segments] == [
+        ("BTCUSDT", "stream", 4, start + timedelta(minutes=5))]
+    assert [r.run_key for r in first.run_requests] == [f"gap-segment-{segments[0].id}"]
+    assert first.run_requests[0].run_config == {"ops": {"claim_gap_segments": {"config": {"segment_ids": [segments[0].id]}}}}
+    partitions = sorted(e.partition for e in first.asset_events)
+    assert partitions == [f"{ready_minute.date()}|BTCUSDT", f"{ready_minute.date()}|XRPUSDT"]
+    assert all(e.asset_key == dg.AssetKey("candles") for e in first.asset_events)
+
+    second = tick(defs, pg_url, emulator.url, first.cursor)
+    assert second.run_requests == []  # the same hole is not requested again
+    assert json.loads(second.cursor)["last_open_ms"]["BTCUSDT"] >= last_closed
+    assert len(list_segments(get_engine(pg_url))) == 1
+
+
+def test_late_bars_behind_the_cursor_recover_their_segment(pg_url: str, emulator, ready_minute: datetime) -> None:  # noqa: ANN001
+    start = ready_minute - timedelta(minutes=12)
+    stored_until(pg_url, emulator, "XRPUSDT", start)
+    late = {"symbol": "XRPUSDT", "start": (start + timedelta(minutes=3)).isoformat(),
+            "end": (start + timedelta(minutes=6)).isoformat(), "delay_s": 3600}
+    emulator.set_scenario({"late": [late]})
+    defs = project_definitions(pg_url, emulator.url, COINPILOT_SYMBOLS="XRPUSDT", LIVE_KLINE_LOOKBACK_BARS="15")
+    first = tick(defs, pg_url, emulator.url, None)
+    (segment,) = list_segments(get_engine(pg_url))
+    assert segment.remaining_bars == 3 and len(first.run_requests) == 1
+
+    emulator.set_scenario({})  # the late bars finally show up at the exchange
+    second = tick(defs, pg_url, emulator.url, first.cursor)
+    assert get_segment(get_engine(pg_url), segment.id).state == "recovered"
+    assert second.run_requests == []
+
+
+def test_a_tick_keeps_to_its_time_budget_and_resumes_where_it_stopped(pg_url: str, emulator, ready_minute: datetime) -> None:  # noqa: ANN001
+    for symbol in ("BTCUSDT", "XRPUSDT", "ETHUSDT"):
+        stored_until(pg_url, emulator, symbol, ready_minute - timedelta(minutes=3))
+    emulator.set_scenario({"latency_s": 0.4})
+    defs = project_definitions(pg_url, emulator.url, COINPILOT_SYMBOLS="BTCUSDT,XRPUSDT,ETHUSDT",
+                               LIVE_KLINE_TICK_BUDGET_SEC="0.3")
+    started = time.monotonic()
+    first = tick(defs, pg_url, emulator.url, None)
+    assert time.monotonic() - started < 3
+    cursor = json.loads(first.cursor)
+    assert list(cursor["last_open_ms"]) == ["BTCUSDT"] and cursor["resume_at"] == "XRPUSDT"
+
+    # A restarted daemon hands the stored cursor back; the next tick starts where this one stopped.
+    second = tick(defs, pg_url, emulator.url, first.cursor)
+    cursor = json.loads(second.cursor)
+    assert set(cursor["last_open_ms"]) == {"BTCUSDT", "XRPUSDT"} and cursor["resume_at"] == "ETHUSDT"
+
+
+def test_a_corrupt_cursor_is_a_clear_error(pg_url: str, emulator) -> None:  # noqa: ANN001
+    defs = project_definitions(pg_url, emulator.url)
+    with pytest.raises(Exception, match="live kline cursor is not understood"):
+        tick(defs, pg_url, emulator.url, '{"oops": 1}')
