@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from coinpilot_pipelines.features.candle_features import FEATURE_COLUMNS
 from coinpilot_pipelines.market.intervals import Interval
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}(-[A-Z0-9]{2,20})?$")
@@ -72,6 +73,71 @@ class ContinuitySettings:
         )
 
 
+@dataclass(frozen=True)
+class ModelSettings:
+    """Training, promotion, inference and calibration monitoring."""
+
+    model_name: str = "coinpilot-signal"
+    train_window_days: int = 30
+    label_horizon_bars: int = 15
+    label_dead_band: float = 0.0005
+    promote_min_auc_improve: float = 0.01
+    promote_max_brier_degrade: float = 0.005
+    promote_max_ece_degrade: float = 0.01
+    inference_threshold: float = 0.5
+    inference_lookback_bars: int = 1440
+    calibration_live_window_days: int = 7
+    retrain_ece_gap_abs: float = 0.05
+    retrain_ece_gap_rel: float = 0.5
+    retrain_ece_streak: int = 2
+    drift_z_threshold: float = 3.0
+    drift_features: tuple[str, ...] = ("ret_1", "rolling_vol_20", "rsi_14", "vol_ratio")
+    retrain_cooldown_s: int = 6 * 3600
+    retrain_cron: str = "30 3 * * *"
+    calibration_cron: str = "15 * * * *"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ModelSettings:
+        drift = tuple(f.strip() for f in env.get("AUTO_RETRAIN_DRIFT_FEATURES", "").split(",") if f.strip())
+        unknown = set(drift) - set(FEATURE_COLUMNS)
+        if unknown:
+            raise ConfigError(f"AUTO_RETRAIN_DRIFT_FEATURES: unknown features {', '.join(sorted(unknown))} "
+                              f"(known: {', '.join(FEATURE_COLUMNS)})")
+        threshold = _number(env, "INFERENCE_PROB_THRESHOLD", 0.5, minimum=0.0)
+        if threshold > 1:
+            raise ConfigError(f"INFERENCE_PROB_THRESHOLD: {threshold} is not a probability")
+        name = env.get("COINPILOT_MODEL_NAME", "").strip() or cls.model_name
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise ConfigError(f"COINPILOT_MODEL_NAME: {name!r} is not a valid model name")
+        return cls(
+            model_name=name,
+            train_window_days=int(_number(env, "TRAIN_WINDOW_DAYS", 30, minimum=1, integer=True)),
+            label_horizon_bars=int(_number(env, "LABEL_HORIZON_BARS", 15, minimum=1, integer=True)),
+            label_dead_band=_number(env, "LABEL_DEAD_BAND", 0.0005, minimum=0.0),
+            promote_min_auc_improve=_number(env, "AUTO_PROMOTE_MIN_AUC_IMPROVE", 0.01, minimum=0.0),
+            promote_max_brier_degrade=_number(env, "AUTO_PROMOTE_MAX_BRIER_DEGRADE", 0.005, minimum=0.0),
+            promote_max_ece_degrade=_number(env, "AUTO_PROMOTE_MAX_ECE_DEGRADE", 0.01, minimum=0.0),
+            inference_threshold=threshold,
+            inference_lookback_bars=int(_number(env, "INFERENCE_LOOKBACK_BARS", 1440, minimum=1, integer=True)),
+            calibration_live_window_days=int(_number(env, "CALIBRATION_LIVE_WINDOW_DAYS", 7, minimum=1, integer=True)),
+            retrain_ece_gap_abs=_number(env, "AUTO_RETRAIN_ECE_GAP_ABS", 0.05, minimum=0.0),
+            retrain_ece_gap_rel=_number(env, "AUTO_RETRAIN_ECE_GAP_REL", 0.5, minimum=0.0),
+            retrain_ece_streak=int(_number(env, "AUTO_RETRAIN_ECE_STREAK", 2, minimum=1, integer=True)),
+            drift_z_threshold=_number(env, "DRIFT_Z_THRESHOLD", 3.0, minimum=0.0),
+            drift_features=drift or cls.drift_features,
+            retrain_cooldown_s=int(_number(env, "AUTO_RETRAIN_COOLDOWN_SEC", 6 * 3600, minimum=0, integer=True)),
+            retrain_cron=_cron(env, "RETRAIN_CRON", cls.retrain_cron),
+            calibration_cron=_cron(env, "CALIBRATION_CRON", cls.calibration_cron),
+        )
+
+
+def _cron(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if len(value.split()) != 5:
+        raise ConfigError(f"{name}: {value!r} is not a five-field cron expression")
+    return value
+
+
 def _parse_url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
     if not re.match(r"^https?://[^\s/]+", value):
@@ -92,6 +158,7 @@ class Settings:
     mlflow_tracking_uri: str
     news_feeds: tuple[str, ...] = field(default_factory=tuple)
     continuity: ContinuitySettings = field(default_factory=ContinuitySettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
 
     @property
     def dagster_home(self) -> Path:
@@ -166,5 +233,6 @@ class Settings:
             mlflow_tracking_uri=get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
             news_feeds=feeds,
             continuity=ContinuitySettings.from_env(env),
+            models=ModelSettings.from_env(env),
         )
 

@@ -12,8 +12,9 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def settings_for(database_url: str, emulator_url: str, **overrides: str) -> Settings:
+    """Settings for one test; ML tests pass their own ``COINPILOT_HOME`` (the MLflow store lives there)."""
     env = {
-        "COINPILOT_HOME": "/tmp/coinpilot-tests",
+        "COINPILOT_HOME": "/nonexistent/coinpilot-home",
         "COINPILOT_DATABASE_URL": database_url,
         "COINPILOT_SYMBOLS": "BTCUSDT,XRPUSDT",
         "COINPILOT_START_DATE": "2023-01-01",

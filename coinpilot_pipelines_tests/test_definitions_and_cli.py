@@ -37,6 +37,20 @@ def test_definitions_load_with_the_contract_names() -> None:
     assert candles.backfill_policy == dg.BackfillPolicy.single_run()
 
 
+def test_definitions_carry_every_contract_name() -> None:
+    from coinpilot_pipelines.definitions import defs
+
+    for asset in ("candles", "gap_segments", "features", "signal_model", "calibration_report"):
+        assert defs.resolve_assets_def(asset)
+    for job in ("gap_repair_job", "continuity_scan_job", "retrain_job"):
+        assert defs.resolve_job_def(job)
+    for sensor in ("live_kline_sensor", "retrain_sensor"):
+        assert defs.resolve_sensor_def(sensor)
+    for schedule in ("continuity_scan_schedule", "retrain_schedule"):
+        assert defs.resolve_schedule_def(schedule)
+    assert defs.resolve_assets_def("features").partitions_def == defs.resolve_assets_def("candles").partitions_def
+
+
 def test_dagster_definitions_validate_passes(tmp_path: Path) -> None:
     result = run("dagster", "definitions", "validate", "-m", "coinpilot_pipelines.definitions",
                  env=clean_env(tmp_path), cwd=tmp_path)
@@ -75,11 +89,14 @@ def test_demo_runs_on_a_fresh_home_and_prints_the_summary(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| BTCUSDT  |          2880 |       2880 |              100 |         0 |" in result.stdout
     assert "| XRPUSDT  |          2880 |       2880 |              100 |         0 |" in result.stdout
+    assert "version 1 is the champion: first model: no champion yet" in result.stdout
+    assert "| production (held-out) |" in result.stdout and "calibration report 1:" in result.stdout
+    assert (tmp_path / "home" / "mlflow.db").exists()
     assert "coinpilot ui" in result.stdout
     assert (tmp_path / "home" / "dagster" / "dagster.yaml").exists()
     # The runs are recorded in the local Dagster instance for the UI to show.
     instance = dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
-    assert len(instance.get_runs()) == 2
+    assert len(instance.get_runs()) == 4  # candles + features per symbol, retrain, calibration
     instance.dispose()
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -28,3 +31,14 @@ class BenchRow:
 
 def within(value: float, *, at_least: float | None = None, at_most: float | None = None) -> bool:
     return (at_least is None or value >= at_least) and (at_most is None or value <= at_most)
+
+
+def median_seconds(action: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` runs, after one untimed run to warm caches and code paths."""
+    action()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)

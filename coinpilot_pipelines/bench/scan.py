@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select
 
-from coinpilot_pipelines.bench import BenchRow, within
+from coinpilot_pipelines.bench import BenchRow, median_seconds, within
 from coinpilot_pipelines.bench.environment import BenchDatabases, emulator_process
 from coinpilot_pipelines.bench.ingest import BENCH_END, BENCH_SERIES
 from coinpilot_pipelines.clients.binance import BinanceSpotClient
@@ -20,16 +18,6 @@ from coinpilot_pipelines.storage.schema import ohlcv_candles
 
 REPEATS = 7
 HOLES = 100
-
-
-def _median_seconds(action: Callable[[], object]) -> float:
-    action()  # warm the cache: both sides measure a hot buffer pool
-    samples = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 def bench_scan(days: int, dsn: str | None, echo: Callable[[str], None]) -> list[BenchRow]:
@@ -55,11 +43,11 @@ def bench_scan(days: int, dsn: str | None, echo: Callable[[str], None]) -> list[
 
         rows = count_rows()
         echo(f"  timing count(*) and the scan over {rows:,} bars, median of {REPEATS} ...")
-        count_s = _median_seconds(count_rows)
+        count_s = median_seconds(count_rows, REPEATS)
         complete = scan_continuity(engine, BENCH_SERIES, start, BENCH_END)
         if complete.gaps:
             raise RuntimeError(f"expected a complete year, the scan found {len(complete.gaps)} gaps")
-        scan_s = _median_seconds(lambda: scan_continuity(engine, BENCH_SERIES, start, BENCH_END))
+        scan_s = median_seconds(lambda: scan_continuity(engine, BENCH_SERIES, start, BENCH_END), REPEATS)
 
         # The same year with holes punched into it, for the record (the target is on complete data).
         step = (BENCH_END - start) / (HOLES + 1)
@@ -70,7 +58,7 @@ def bench_scan(days: int, dsn: str | None, echo: Callable[[str], None]) -> list[
                 connection.execute(delete(ohlcv_candles).where(in_window, ohlcv_candles.c.open_time >= hole,
                                                                ohlcv_candles.c.open_time < hole + timedelta(minutes=3)))
         holed = scan_continuity(engine, BENCH_SERIES, start, BENCH_END)
-        holed_s = _median_seconds(lambda: scan_continuity(engine, BENCH_SERIES, start, BENCH_END))
+        holed_s = median_seconds(lambda: scan_continuity(engine, BENCH_SERIES, start, BENCH_END), REPEATS)
     finally:
         dispose_engines()
         databases.close()

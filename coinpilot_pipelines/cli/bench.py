@@ -48,3 +48,11 @@ def bench_scan_command(days: int, dsn: str | None) -> None:
     from coinpilot_pipelines.bench.scan import bench_scan
 
     _print_table(_run("scan", days, dsn, bench_scan))
+
+
+@bench.command(name="features", help="The feature set over N days of 1m bars of one symbol (in memory).")
+@_options
+def bench_features_command(days: int, dsn: str | None) -> None:
+    from coinpilot_pipelines.bench.features import bench_features
+
+    _print_table(_run("features", days, dsn, bench_features))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import date, timedelta
 
@@ -32,6 +33,7 @@ def partition_range_tags(first: date, last: date, symbol: str) -> dict[str, str]
 
 def run_demo(days: int) -> None:
     started = time.monotonic()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines would drown the summary
     with local_environment() as environment:
         click.echo(f"coinpilot demo: home {environment.settings.home}")
         click.echo(f"  exchange emulator on {environment.emulator_url} (bundled real + synthetic data)")
@@ -40,6 +42,7 @@ def run_demo(days: int) -> None:
         last_day = DEMO_FIRST_DAY + timedelta(days=days - 1)
         _materialize_candles(environment, definitions, instance, last_day)
         _print_candle_summary(environment, last_day)
+        _train_and_calibrate(definitions, instance)
     click.echo(f"\ndone in {time.monotonic() - started:.1f} s. See the runs, lineage and metadata in the UI:")
     click.echo("  coinpilot ui      # then open http://127.0.0.1:3000")
 
@@ -48,19 +51,43 @@ def _materialize_candles(environment: LocalEnvironment, definitions: dg.Definiti
                          instance: dg.DagsterInstance, last_day: date) -> None:
     job = definitions.resolve_implicit_global_asset_job_def()
     for symbol in environment.settings.symbols:
-        click.echo(f"  candles {symbol} {DEMO_FIRST_DAY} .. {last_day}: materializing through Dagster ...")
-        result = job.execute_in_process(
-            instance=instance,
-            asset_selection=[dg.AssetKey("candles")],
-            tags=partition_range_tags(DEMO_FIRST_DAY, last_day, symbol),
-            run_config=QUIET_LOGGING,
-            raise_on_error=False,
-        )
-        if not result.success:
-            failure = result.get_step_failure_events()
-            reason = failure[0].step_failure_data.error.message.strip() if failure else "see the run in the UI"
-            raise RuntimeError(f"candles run for {symbol} failed: {reason}")
+        click.echo(f"  candles + features {symbol} {DEMO_FIRST_DAY} .. {last_day}: materializing through Dagster ...")
+        result = _execute(job, instance, asset_selection=[dg.AssetKey("candles"), dg.AssetKey("features")],
+                          tags=partition_range_tags(DEMO_FIRST_DAY, last_day, symbol))
         click.echo(f"    run {result.run_id} succeeded")
+
+
+def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, **kwargs: object) -> dg.ExecuteInProcessResult:
+    result = job.execute_in_process(instance=instance, run_config=QUIET_LOGGING, raise_on_error=False, **kwargs)
+    if not result.success:
+        failure = result.get_step_failure_events()
+        reason = failure[0].step_failure_data.error.message.strip() if failure else "see the run in the UI"
+        raise RuntimeError(f"{job.name} run {result.run_id} failed: {reason}")
+    return result
+
+
+def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    event = next(e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset))
+    return {key: value.value for key, value in event.materialization.metadata.items()}
+
+
+def _train_and_calibrate(definitions: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    click.echo("\n  signal_model: training on all symbols, registering in MLflow, promotion step ...")
+    model = _metadata(_execute(definitions.resolve_job_def("retrain_job"), instance), "signal_model")
+    click.echo(f"    model version {model['model_version']}, held-out {model['test_window']}, "
+               f"{model['train_rows']} training / {model['test_rows']} held-out bars")
+    metrics = pd.DataFrame([{name: round(model[f"test_{name}"], 4) for name in ("auc", "brier", "ece", "log_loss")}])
+    click.echo(metrics.to_markdown(index=False))
+    status = "is the champion" if model["promoted"] else f"stays challenger; champion is v{model['champion_version']}"
+    click.echo(f"    version {model['model_version']} {status}: {model['promotion_reason']}")
+
+    click.echo("\n  inference_log + calibration_report: scoring with the champion, measuring calibration ...")
+    calibration = _execute(definitions.resolve_job_def("calibration_job"), instance)
+    scored, report = _metadata(calibration, "inference_log"), _metadata(calibration, "calibration_report")
+    click.echo(f"    scored {scored['scored']} bars, {scored['realized']} outcomes realized")
+    click.echo(report["calibration"])
+    verdict = "retrain recommended" if report["recommend_retrain"] else "no retrain needed"
+    click.echo(f"    calibration report {report['report_id']}: {verdict} ({report['reason']})")
 
 
 def _print_candle_summary(environment: LocalEnvironment, last_day: date) -> None:

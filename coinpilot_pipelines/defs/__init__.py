@@ -9,6 +9,7 @@ import dagster as dg
 
 from coinpilot_pipelines.defs.candles import build_candles_asset
 from coinpilot_pipelines.defs.continuity import build_continuity_definitions
+from coinpilot_pipelines.defs.ml import MlflowResource, build_ml_definitions
 from coinpilot_pipelines.defs.partitions import market_partitions
 from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
 from coinpilot_pipelines.settings import Settings
@@ -27,18 +28,27 @@ def _secret_or_value(name: str, value: str) -> str | dg.EnvVar:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = market_partitions(settings)
-    continuity = build_continuity_definitions(settings.continuity, settings.symbols)
+    groups = [
+        build_continuity_definitions(settings.continuity, settings.symbols),
+        build_ml_definitions(settings.models, partitions, settings.symbols),
+    ]
     return dg.Definitions(
-        assets=[build_candles_asset(partitions), *continuity["assets"]],
-        jobs=continuity["jobs"],
-        schedules=continuity["schedules"],
-        sensors=continuity["sensors"],
+        assets=[build_candles_asset(partitions), *(a for g in groups for a in g["assets"])],
+        jobs=[j for g in groups for j in g["jobs"]],
+        schedules=[s for g in groups for s in g["schedules"]],
+        sensors=[s for g in groups for s in g["sensors"]],
         resources={
             "database": DatabaseResource(url=_secret_or_value("COINPILOT_DATABASE_URL", settings.database_url)),
             "market_data": MarketDataResource(
                 exchange=settings.market_exchange,
                 base_url=settings.market_base_url,
                 interval=settings.interval.code,
+            ),
+            "mlflow": MlflowResource(
+                tracking_uri=_secret_or_value("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri),
+                model_name=settings.models.model_name,
+                artifact_root=str(settings.home / "mlflow-artifacts")
+                if settings.mlflow_tracking_uri.startswith("sqlite") else None,
             ),
         },
     )

@@ -15,6 +15,7 @@ from datetime import date
 from functools import lru_cache
 
 import numpy as np
+from scipy.signal import lfilter
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -87,6 +88,15 @@ def _daily_log_levels(symbol: str) -> np.ndarray:
     return math.log(base_price(symbol)) + np.cumsum(steps)
 
 
+def _reverting_noise(rng: np.random.Generator) -> np.ndarray:
+    """Short-lived price deviations that decay back (half-life about 20 minutes), as order flow
+    leaves in real 1m data; zero at both ends of the day so consecutive days still join."""
+    phi = 0.5 ** (1 / 20)
+    shocks = rng.normal(0.0, 0.0008 * math.sqrt(1 - phi**2), MINUTES_PER_DAY)
+    deviation = lfilter([1.0], [1.0, -phi], shocks)  # AR(1): d[t] = phi * d[t-1] + shock[t]
+    return deviation * np.minimum(1.0, np.minimum(np.arange(MINUTES_PER_DAY), np.arange(MINUTES_PER_DAY)[::-1]) / 60)
+
+
 def day_bars(symbol: str, day: date) -> DayBars | None:
     """The day's 1440 bars, or None outside the synthetic market's life."""
     if day < LISTING_DATE or day > _LAST_DAY:
@@ -99,7 +109,7 @@ def day_bars(symbol: str, day: date) -> DayBars | None:
     steps = rng.standard_t(df=4, size=MINUTES_PER_DAY) * 0.0006  # fat-tailed minute returns
     walk = np.cumsum(steps)
     bridge = walk - np.linspace(1 / MINUTES_PER_DAY, 1.0, MINUTES_PER_DAY) * (walk[-1] - (end_level - start_level))
-    close = np.exp(start_level + bridge)
+    close = np.exp(start_level + bridge + _reverting_noise(rng))
     open_ = np.concatenate(([math.exp(start_level)], close[:-1]))
     wick = np.abs(rng.normal(0.0, 0.0004, size=(2, MINUTES_PER_DAY)))
     high = np.maximum(open_, close) * np.exp(wick[0])

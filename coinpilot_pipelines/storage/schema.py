@@ -11,10 +11,12 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Double,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     PrimaryKeyConstraint,
     String,
     Table,
@@ -110,4 +112,103 @@ gap_segments = Table(
     CheckConstraint("to_open_time > from_open_time", name="half_open_range"),
     Index(None, "exchange", "symbol", "interval", "state", "from_open_time"),
     Index(None, "state", "next_attempt_at"),
+)
+
+FEATURE_VALUE_COLUMNS = (
+    "ret_1", "ret_5", "ret_10", "rsi_14", "rolling_vol_20", "ma_20", "ma_50", "ma_200",
+    "bb_upper", "bb_lower", "bb_pct_b", "vol_ratio",
+)
+
+# Per-bar features (features/candle_features.py), invalid bars kept and flagged with the reason.
+candle_features = Table(
+    "candle_features",
+    metadata,
+    *_series_columns(),
+    Column("open_time", UtcTimestamp(), nullable=False),
+    Column("close", Double(), nullable=False),
+    *(Column(name, Double(), nullable=True) for name in FEATURE_VALUE_COLUMNS),
+    Column("is_valid", Boolean(), nullable=False),
+    Column("invalid_reason", String(64), nullable=True),
+    Column("feature_set_version", String(32), nullable=False),
+    Column("computed_at", UtcTimestamp(), nullable=False),
+    PrimaryKeyConstraint("exchange", "symbol", "interval", "open_time"),
+)
+
+# Outcomes, computed from future bars and kept apart from the features they must never feed.
+candle_labels = Table(
+    "candle_labels",
+    metadata,
+    *_series_columns(),
+    Column("open_time", UtcTimestamp(), nullable=False),
+    Column("label_version", String(48), nullable=False),
+    Column("forward_return", Double(), nullable=False),
+    Column("label", SmallInteger(), nullable=True),  # NULL inside the dead band
+    Column("outcome_at", UtcTimestamp(), nullable=False),  # when the outcome became known
+    PrimaryKeyConstraint("exchange", "symbol", "interval", "open_time", "label_version"),
+)
+
+promotion_events = Table(
+    "promotion_events",
+    metadata,
+    Column("id", Identity64, primary_key=True, autoincrement=True),
+    Column("decided_at", UtcTimestamp(), nullable=False),
+    Column("model_name", String(64), nullable=False),
+    Column("challenger_version", String(16), nullable=False),
+    Column("champion_version", String(16), nullable=True),
+    Column("promoted", Boolean(), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("challenger_metrics", Text(), nullable=False),  # JSON
+    Column("champion_metrics", Text(), nullable=True),  # JSON
+    Column("auc_gain_ci_low", Double(), nullable=True),
+    Column("auc_gain_ci_high", Double(), nullable=True),
+    Column("eval_window_start", UtcTimestamp(), nullable=False),
+    Column("eval_window_end", UtcTimestamp(), nullable=False),
+    Column("dagster_run_id", String(64), nullable=True),
+    UniqueConstraint("model_name", "challenger_version"),
+)
+
+model_inference_log = Table(
+    "model_inference_log",
+    metadata,
+    Column("id", Identity64, primary_key=True, autoincrement=True),
+    *_series_columns(),
+    Column("open_time", UtcTimestamp(), nullable=False),
+    Column("model_name", String(64), nullable=False),
+    Column("model_version", String(16), nullable=False),
+    Column("feature_set_version", String(32), nullable=False),
+    Column("probability", Double(), nullable=False),
+    Column("threshold", Double(), nullable=False),
+    Column("decision", String(8), nullable=False),
+    Column("horizon_bars", Integer(), nullable=False),
+    Column("scored_at", UtcTimestamp(), nullable=False),
+    Column("realized_label", SmallInteger(), nullable=True),
+    Column("realized_return", Double(), nullable=True),
+    Column("realized_at", UtcTimestamp(), nullable=True),
+    CheckConstraint("decision IN ('long', 'flat')", name="decision"),
+    UniqueConstraint("exchange", "symbol", "interval", "open_time", "model_name", "model_version"),
+    Index(None, "model_name", "model_version", "realized_at"),
+)
+
+calibration_reports = Table(
+    "calibration_reports",
+    metadata,
+    Column("id", Identity64, primary_key=True, autoincrement=True),
+    Column("created_at", UtcTimestamp(), nullable=False),
+    Column("model_name", String(64), nullable=False),
+    Column("model_version", String(16), nullable=False),
+    Column("production_ece", Double(), nullable=False),
+    Column("production_mce", Double(), nullable=False),
+    Column("production_brier", Double(), nullable=False),
+    Column("production_count", Integer(), nullable=False),
+    Column("live_ece", Double(), nullable=True),
+    Column("live_mce", Double(), nullable=True),
+    Column("live_brier", Double(), nullable=True),
+    Column("live_count", Integer(), nullable=False),
+    Column("ece_gap", Double(), nullable=True),
+    Column("ece_gap_exceeded", Boolean(), nullable=False),  # counts toward the retrain streak
+    Column("drift", Text(), nullable=False),  # JSON per feature: z, psi
+    Column("recommend_retrain", Boolean(), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("mlflow_run_id", String(64), nullable=True),
+    Column("dagster_run_id", String(64), nullable=True),
 )

@@ -1,0 +1,267 @@
+"""Features, trained models, inference and calibration in Dagster, with retrain automation."""
+
+import json
+from collections import Counter
+from dataclasses import asdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from coinpilot_pipelines.clients.mlflow_registry import ModelRegistry
+from coinpilot_pipelines.defs.partitions import windows_by_symbol
+from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
+from coinpilot_pipelines.features.candle_features import FEATURE_SET_VERSION, MODEL_FEATURES
+from coinpilot_pipelines.features.schema import feature_contract_failures
+from coinpilot_pipelines.features.service import refresh_features
+from coinpilot_pipelines.ml.inference import score_and_realize
+from coinpilot_pipelines.ml.labels import LabelSpec
+from coinpilot_pipelines.ml.monitoring import RetrainPolicy
+from coinpilot_pipelines.ml.pipeline import train_and_register
+from coinpilot_pipelines.ml.promotion import PromotionPolicy
+from coinpilot_pipelines.ml.reporting import build_calibration_report
+from coinpilot_pipelines.ml.training import MODEL_KINDS, TrainingSpec
+from coinpilot_pipelines.settings import ModelSettings
+
+FEATURES_CHECK = "features_contract"
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """The MLflow tracking server and model registry (a SQLite store under COINPILOT_HOME by default)."""
+
+    tracking_uri: str
+    model_name: str = "coinpilot-signal"
+    artifact_root: str | None = None  # a local directory for artifacts when the store is local
+
+    def registry(self) -> ModelRegistry:
+        root = Path(self.artifact_root) if self.artifact_root else None
+        return ModelRegistry(self.tracking_uri, model_name=self.model_name, experiment=self.model_name,
+                             artifact_root=root)
+
+
+def _metrics_md(rows: dict[str, dict]) -> str:
+    return pd.DataFrame(rows).T.round(5).to_markdown()
+
+
+def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitionsDefinition,
+                         symbols: tuple[str, ...]) -> dict[str, list]:
+    def series_list(market_data: MarketDataResource) -> list:
+        return [market_data.series(s) for s in symbols]
+
+    @dg.asset(
+        name="features",
+        group_name="ml",
+        deps=["candles"],
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"pandas", "sql"},
+        description="Per-bar features from that bar and earlier ones only; bars whose windows cross a "
+        "gap or the warm-up are stored flagged invalid.",
+        check_specs=[dg.AssetCheckSpec(FEATURES_CHECK, asset="features", blocking=True,
+                                       description="The computed features honour the pandera FeatureModel.")],
+    )
+    def features(context: dg.AssetExecutionContext, database: DatabaseResource,
+                 market_data: MarketDataResource) -> dg.MaterializeResult:
+        engine = database.engine()
+        now = datetime.now(timezone.utc)
+        runs = []
+        for symbol, spans in windows_by_symbol(partitions, context.partition_keys).items():
+            for start, end in spans:
+                runs.append(refresh_features(engine, market_data.series(symbol), start, end, now=now))
+        computed = pd.concat([r.features for r in runs], ignore_index=True)
+        failures = feature_contract_failures(computed)
+        reasons = sum((r.invalid_reasons for r in runs), start=Counter())
+        return dg.MaterializeResult(
+            metadata={
+                "rows": int(sum(r.rows for r in runs)),
+                "valid_rows": int(sum(r.valid_rows for r in runs)),
+                "invalid_by_reason": dg.MetadataValue.json(dict(reasons)),
+                "feature_set_version": FEATURE_SET_VERSION,
+                "preview": dg.MetadataValue.md(_preview(computed)),
+            },
+            check_results=[dg.AssetCheckResult(
+                check_name=FEATURES_CHECK, passed=failures.empty, severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"rows_checked": len(computed), "failures": len(failures),
+                          "failure_sample": dg.MetadataValue.md(failures.head(10).to_markdown(index=False)
+                                                                if len(failures) else "_none_")},
+            )],
+        )
+
+    class TrainingConfig(dg.Config):
+        window_days: int = settings.train_window_days
+        model: str = "logistic"
+        regularization: float = 1.0
+        features: list[str] = list(MODEL_FEATURES)
+
+    @dg.asset(
+        name="signal_model",
+        group_name="ml",
+        deps=["features", "candles"],
+        kinds={"scikitlearn", "mlflow"},
+        description="A direction classifier trained on a trailing window of all symbols, registered in "
+        "MLflow as `challenger`, and promoted to `champion` only if it beats the champion on the same "
+        "held-out window.",
+    )
+    def signal_model(context: dg.AssetExecutionContext, config: TrainingConfig, database: DatabaseResource,
+                     market_data: MarketDataResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+        if config.model not in MODEL_KINDS:
+            raise ValueError(f"model {config.model!r} is not one of {MODEL_KINDS}")
+        spec = TrainingSpec(
+            window_days=config.window_days, labels=LabelSpec(settings.label_horizon_bars, settings.label_dead_band),
+            embargo_bars=settings.label_horizon_bars, model=config.model, regularization=config.regularization,
+            features=tuple(config.features),
+        )
+        policy = PromotionPolicy(settings.promote_min_auc_improve, settings.promote_max_brier_degrade,
+                                 settings.promote_max_ece_degrade)
+        outcome = train_and_register(database.engine(), mlflow.registry(), series_list(market_data), spec, policy,
+                                     now=datetime.now(timezone.utc), dagster_run_id=context.run.run_id,
+                                     log=context.log.info)
+        decision = outcome.decision
+        context.log.info(f"version {outcome.version}: {decision.reason}")
+        rows = {"challenger v" + outcome.version: asdict(decision.challenger)}
+        if decision.champion is not None:
+            rows["champion (before)"] = asdict(decision.champion)
+        return dg.MaterializeResult(metadata={
+            "model_version": outcome.version,
+            "champion_version": outcome.champion_version or "",
+            "promoted": decision.promote,
+            "promotion_reason": decision.reason,
+            "promotion_event_id": outcome.promotion_event_id,
+            "test_auc": decision.challenger.auc,
+            "test_brier": decision.challenger.brier,
+            "test_ece": decision.challenger.ece,
+            "test_log_loss": decision.challenger.log_loss,
+            "auc_gain_ci": dg.MetadataValue.json(list(decision.auc_gain_ci) if decision.auc_gain_ci else None),
+            "metrics": dg.MetadataValue.md(_metrics_md(rows)),
+            "train_rows": outcome.train_rows,
+            "test_rows": outcome.test_rows,
+            "data_window": f"{outcome.window_start:%Y-%m-%d %H:%M} .. {outcome.window_end:%Y-%m-%d %H:%M} UTC",
+            "test_window": f"{outcome.test.test_start:%Y-%m-%d %H:%M} .. {outcome.test.test_end:%Y-%m-%d %H:%M} UTC",
+            "features": ",".join(outcome.features),
+            "feature_set_version": FEATURE_SET_VERSION,
+            "mlflow_run_id": outcome.mlflow_run_id,
+        })
+
+    @dg.asset(
+        name="inference_log",
+        group_name="ml",
+        deps=["signal_model", "features"],
+        kinds={"sql"},
+        description="The champion's probability for each new bar, with threshold and decision; realized "
+        "outcomes are filled in once the horizon has passed.",
+    )
+    def inference_log(context: dg.AssetExecutionContext, database: DatabaseResource,
+                      market_data: MarketDataResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+        outcome = score_and_realize(database.engine(), mlflow.registry(), series_list(market_data),
+                                    threshold=settings.inference_threshold, lookback_bars=settings.inference_lookback_bars,
+                                    now=datetime.now(timezone.utc))
+        latest = pd.DataFrame(outcome.latest)
+        context.log.info(f"model v{outcome.model_version}: {outcome.scored} scored, {outcome.realized} realized")
+        return dg.MaterializeResult(metadata={
+            "model_version": outcome.model_version,
+            "scored": outcome.scored,
+            "realized": outcome.realized,
+            "threshold": settings.inference_threshold,
+            "latest": dg.MetadataValue.md(latest.to_markdown(index=False) if len(latest) else "_nothing new_"),
+        })
+
+    @dg.asset(
+        name="calibration_report",
+        group_name="ml",
+        deps=["inference_log", "signal_model"],
+        kinds={"mlflow"},
+        description="Production (held-out) versus live (realized) calibration of the champion, feature "
+        "drift, and whether to retrain.",
+    )
+    def calibration_report(context: dg.AssetExecutionContext, database: DatabaseResource,
+                           market_data: MarketDataResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+        policy = RetrainPolicy(settings.retrain_ece_gap_abs, settings.retrain_ece_gap_rel, settings.retrain_ece_streak,
+                               settings.drift_z_threshold, settings.drift_features)
+        report = build_calibration_report(database.engine(), mlflow.registry(), series_list(market_data),
+                                          policy=policy, live_window_days=settings.calibration_live_window_days,
+                                          now=datetime.now(timezone.utc), dagster_run_id=context.run.run_id)
+        context.log.info(f"report {report.report_id}: {report.recommendation.reason}")
+        snapshot_rows = {"production (held-out)": {k: getattr(report.production, k) for k in ("ece", "mce", "brier", "count")}}
+        if report.live is not None:
+            snapshot_rows["live (realized)"] = {k: getattr(report.live, k) for k in ("ece", "mce", "brier", "count")}
+        bins = report.production.table.round(4).to_markdown(index=False)
+        return dg.MaterializeResult(metadata={
+            "report_id": report.report_id,
+            "model_version": report.model_version,
+            "recommend_retrain": report.recommendation.retrain,
+            "reason": report.recommendation.reason,
+            "production_ece": report.production.ece,
+            "live_ece": report.live.ece if report.live else None,
+            "ece_gap": (report.live.ece - report.production.ece) if report.live else None,
+            "calibration": dg.MetadataValue.md(_metrics_md(snapshot_rows)),
+            "production_bins": dg.MetadataValue.md(bins),
+            "live_bins": dg.MetadataValue.md(report.live.table.round(4).to_markdown(index=False) if report.live else "_no outcomes yet_"),
+            "drift": dg.MetadataValue.json({d.feature: {"z": _finite(d.z), "psi": _finite(d.psi)} for d in report.drift}),
+            "reliability_diagram": dg.MetadataValue.url(report.diagram_uri),
+            "mlflow_run_id": report.mlflow_run_id,
+            "bin_edges": "10 equal-width bins, right-closed: [0, 0.1], (0.1, 0.2], ..., (0.9, 1] (as scikit-learn)",
+        })
+
+    retrain_job = dg.define_asset_job(
+        "retrain_job", selection=[signal_model.key],
+        description="Refresh the training window's features, train, register and run the promotion step.",
+    )
+    calibration_job = dg.define_asset_job(
+        "calibration_job", selection=[inference_log.key, calibration_report.key],
+        description="Score new bars with the champion, fill realized outcomes, and write a calibration report.",
+    )
+    retrain_schedule = dg.ScheduleDefinition(
+        name="retrain_schedule", job=retrain_job, cron_schedule=settings.retrain_cron, execution_timezone="UTC")
+    calibration_schedule = dg.ScheduleDefinition(
+        name="calibration_schedule", job=calibration_job, cron_schedule=settings.calibration_cron,
+        execution_timezone="UTC")
+
+    @dg.sensor(
+        name="retrain_sensor",
+        job=retrain_job,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Starts retrain_job once per calibration report that recommends it, at most once per "
+        "cooldown, so a flapping report cannot start a retrain storm.",
+    )
+    def retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        cursor = json.loads(context.cursor) if context.cursor else {"after": None, "last_request_at": None}
+        records = context.instance.fetch_materializations(
+            dg.AssetKey("calibration_report"), limit=100, cursor=cursor["after"], ascending=True)
+        requests, skipped = [], []
+        last_request = datetime.fromisoformat(cursor["last_request_at"]) if cursor["last_request_at"] else None
+        for record in records.records:
+            metadata = record.asset_materialization.metadata
+            if not metadata.get("recommend_retrain") or not metadata["recommend_retrain"].value:
+                continue
+            report_id = metadata["report_id"].value
+            reported_at = datetime.fromtimestamp(record.timestamp, tz=timezone.utc)
+            if last_request and reported_at - last_request < timedelta(seconds=settings.retrain_cooldown_s):
+                skipped.append(report_id)
+                continue
+            last_request = reported_at
+            requests.append(dg.RunRequest(run_key=f"retrain-for-calibration-report-{report_id}",
+                                          tags={"coinpilot/calibration_report": str(report_id)}))
+        new_cursor = json.dumps({"after": records.cursor if records.records else cursor["after"],
+                                 "last_request_at": last_request.isoformat() if last_request else None})
+        if skipped:
+            context.log.info(f"reports {skipped} recommend retraining inside the cooldown; not retraining again")
+        return dg.SensorResult(run_requests=requests, cursor=new_cursor,
+                               skip_reason=None if requests else "no new report recommends retraining")
+
+    return {
+        "assets": [features, signal_model, inference_log, calibration_report],
+        "jobs": [retrain_job, calibration_job],
+        "schedules": [retrain_schedule, calibration_schedule],
+        "sensors": [retrain_sensor],
+    }
+
+
+def _preview(computed: pd.DataFrame) -> str:
+    valid = computed[computed["is_valid"]].tail(5).drop(columns=["invalid_reason", "is_valid"])
+    return valid.round({c: 6 for c in valid.columns if c != "open_time"}).to_markdown(index=False)
+
+
+def _finite(value: float) -> float | None:
+    return value if pd.notna(value) and abs(value) != float("inf") else None

@@ -1,0 +1,91 @@
+"""Reading bars for feature work, and storing features and labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Double, Engine, and_, cast, select
+
+from coinpilot_pipelines.market.candles import SeriesKey
+from coinpilot_pipelines.storage.bulk import upsert_frame
+from coinpilot_pipelines.storage.schema import FEATURE_VALUE_COLUMNS, candle_features, candle_labels, ohlcv_candles
+
+
+def _series_of(table, series: SeriesKey):  # noqa: ANN001, ANN202 - SQLAlchemy table and clause
+    return and_(table.c.exchange == series.exchange, table.c.symbol == series.symbol,
+                table.c.interval == series.interval.code)
+
+
+def read_closes(engine: Engine, series: SeriesKey, start: datetime, end: datetime) -> pd.DataFrame:
+    """``open_time``, ``close``, ``volume`` (floats) of the stored bars in ``[start, end)``, ascending."""
+    query = (
+        select(ohlcv_candles.c.open_time, cast(ohlcv_candles.c.close, Double).label("close"),
+               cast(ohlcv_candles.c.volume, Double).label("volume"))
+        .where(_series_of(ohlcv_candles, series), ohlcv_candles.c.open_time >= start, ohlcv_candles.c.open_time < end)
+        .order_by(ohlcv_candles.c.open_time)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    frame = pd.DataFrame(rows, columns=["open_time", "close", "volume"])
+    frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True)
+    return frame.astype({"close": "float64", "volume": "float64"})
+
+
+def store_features(engine: Engine, series: SeriesKey, features: pd.DataFrame, *, version: str,
+                   computed_at: datetime) -> int:
+    """Upsert one series' feature rows (a re-run rewrites the same rows with the same values)."""
+    frame = features[["open_time", "close", *FEATURE_VALUE_COLUMNS, "is_valid", "invalid_reason"]].copy()
+    frame.insert(0, "exchange", series.exchange)
+    frame.insert(1, "symbol", series.symbol)
+    frame.insert(2, "interval", series.interval.code)
+    frame["feature_set_version"] = version
+    frame["computed_at"] = pd.Timestamp(computed_at)
+    with engine.begin() as connection:
+        return upsert_frame(connection, candle_features, frame, key=("exchange", "symbol", "interval", "open_time"))
+
+
+def read_features(engine: Engine, series_list: Sequence[SeriesKey], start: datetime, end: datetime, *,
+                  valid_only: bool = True) -> pd.DataFrame:
+    """Stored features of several series in ``[start, end)``, with a ``symbol`` column."""
+    frames = []
+    for series in series_list:
+        query = select(candle_features).where(
+            _series_of(candle_features, series), candle_features.c.open_time >= start,
+            candle_features.c.open_time < end)
+        if valid_only:
+            query = query.where(candle_features.c.is_valid.is_(True))
+        with engine.connect() as connection:
+            rows = connection.execute(query.order_by(candle_features.c.open_time)).all()
+        frames.append(pd.DataFrame(rows, columns=[c.name for c in candle_features.columns]))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[c.name for c in candle_features.columns])
+    frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True)
+    return frame.astype({name: "float64" for name in ("close", *FEATURE_VALUE_COLUMNS)})
+
+
+def store_labels(engine: Engine, series: SeriesKey, labels: pd.DataFrame, *, version: str) -> int:
+    frame = labels[["open_time", "forward_return", "label", "outcome_at"]].copy()
+    frame.insert(0, "exchange", series.exchange)
+    frame.insert(1, "symbol", series.symbol)
+    frame.insert(2, "interval", series.interval.code)
+    frame.insert(4, "label_version", version)
+    frame["label"] = frame["label"].astype("Int16")
+    with engine.begin() as connection:
+        return upsert_frame(connection, candle_labels, frame,
+                            key=("exchange", "symbol", "interval", "open_time", "label_version"))
+
+
+def read_labels(engine: Engine, series_list: Sequence[SeriesKey], start: datetime, end: datetime, *,
+                version: str) -> pd.DataFrame:
+    frames = []
+    for series in series_list:
+        query = select(candle_labels).where(
+            _series_of(candle_labels, series), candle_labels.c.label_version == version,
+            candle_labels.c.open_time >= start, candle_labels.c.open_time < end,
+        ).order_by(candle_labels.c.open_time)
+        with engine.connect() as connection:
+            frames.append(pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in candle_labels.columns]))
+    frame = pd.concat(frames, ignore_index=True)
+    frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True)
+    return frame

@@ -1,0 +1,107 @@
+"""Promotion events, the inference log and calibration reports."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Engine, and_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from coinpilot_pipelines.market.candles import SeriesKey
+from coinpilot_pipelines.storage.schema import calibration_reports, model_inference_log, promotion_events
+
+
+def _insert(engine: Engine):  # noqa: ANN202 - the dialect's Insert constructor
+    return pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+
+
+def record_promotion(engine: Engine, **values: object) -> int:
+    """One row per challenger version; recording the same decision again keeps the first."""
+    for key in ("challenger_metrics", "champion_metrics"):
+        if values.get(key) is not None and not isinstance(values[key], str):
+            values[key] = json.dumps(values[key], sort_keys=True)
+    statement = _insert(engine)(promotion_events).values(**values).on_conflict_do_nothing(
+        index_elements=["model_name", "challenger_version"]).returning(promotion_events.c.id)
+    with engine.begin() as connection:
+        inserted = connection.execute(statement).scalar()
+        if inserted is None:
+            inserted = connection.execute(select(promotion_events.c.id).where(
+                promotion_events.c.model_name == values["model_name"],
+                promotion_events.c.challenger_version == values["challenger_version"])).scalar_one()
+    return inserted
+
+
+def promotion_history(engine: Engine, model_name: str) -> pd.DataFrame:
+    query = select(promotion_events).where(promotion_events.c.model_name == model_name).order_by(promotion_events.c.id)
+    with engine.connect() as connection:
+        return pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in promotion_events.columns])
+
+
+def log_inference(engine: Engine, rows: list[dict]) -> int:
+    """Insert scored bars; a bar already scored by the same model version is left as it was."""
+    if not rows:
+        return 0
+    statement = _insert(engine)(model_inference_log).on_conflict_do_nothing(
+        index_elements=["exchange", "symbol", "interval", "open_time", "model_name", "model_version"]
+    ).returning(model_inference_log.c.id)
+    with engine.begin() as connection:
+        return len(connection.execute(statement, rows).all())
+
+
+def scored_times(engine: Engine, series: SeriesKey, model_name: str, version: str, since: datetime) -> set[datetime]:
+    query = select(model_inference_log.c.open_time).where(
+        model_inference_log.c.exchange == series.exchange, model_inference_log.c.symbol == series.symbol,
+        model_inference_log.c.interval == series.interval.code, model_inference_log.c.model_name == model_name,
+        model_inference_log.c.model_version == version, model_inference_log.c.open_time >= since)
+    with engine.connect() as connection:
+        return set(connection.execute(query).scalars())
+
+
+def unrealized(engine: Engine, series: SeriesKey) -> pd.DataFrame:
+    query = select(model_inference_log.c.id, model_inference_log.c.open_time, model_inference_log.c.horizon_bars).where(
+        model_inference_log.c.exchange == series.exchange, model_inference_log.c.symbol == series.symbol,
+        model_inference_log.c.interval == series.interval.code, model_inference_log.c.realized_at.is_(None))
+    with engine.connect() as connection:
+        return pd.DataFrame(connection.execute(query).all(), columns=["id", "open_time", "horizon_bars"])
+
+
+def set_realized(engine: Engine, outcomes: list[dict]) -> int:
+    """``outcomes``: ``id``, ``realized_label`` (None inside the dead band), ``realized_return``, ``realized_at``."""
+    if not outcomes:
+        return 0
+    with engine.begin() as connection:
+        for outcome in outcomes:
+            connection.execute(update(model_inference_log).where(
+                and_(model_inference_log.c.id == outcome["id"], model_inference_log.c.realized_at.is_(None))
+            ).values(realized_label=outcome["realized_label"], realized_return=outcome["realized_return"],
+                     realized_at=outcome["realized_at"]))
+    return len(outcomes)
+
+
+def inference_log(engine: Engine, model_name: str, version: str | None = None, since: datetime | None = None) -> pd.DataFrame:
+    query = select(model_inference_log).where(model_inference_log.c.model_name == model_name)
+    if version is not None:
+        query = query.where(model_inference_log.c.model_version == version)
+    if since is not None:
+        query = query.where(model_inference_log.c.open_time >= since)
+    with engine.connect() as connection:
+        rows = connection.execute(query.order_by(model_inference_log.c.open_time, model_inference_log.c.symbol)).all()
+    return pd.DataFrame(rows, columns=[c.name for c in model_inference_log.columns])
+
+
+def store_report(engine: Engine, **values: object) -> int:
+    values["drift"] = json.dumps(values["drift"], sort_keys=True)
+    with engine.begin() as connection:
+        return connection.execute(calibration_reports.insert().values(**values).returning(calibration_reports.c.id)).scalar_one()
+
+
+def earlier_gap_flags(engine: Engine, model_name: str, version: str, limit: int) -> list[bool]:
+    """For the latest reports of one model version (newest first): did live ECE exceed the gap?"""
+    query = (select(calibration_reports.c.ece_gap_exceeded).where(calibration_reports.c.model_name == model_name,
+                                                                  calibration_reports.c.model_version == version)
+             .order_by(calibration_reports.c.id.desc()).limit(limit))
+    with engine.connect() as connection:
+        return [bool(flag) for flag in connection.execute(query).scalars()]
