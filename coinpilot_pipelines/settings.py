@@ -12,12 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from coinpilot_pipelines.emulator.feeds import DEFAULT_SOURCES
 from coinpilot_pipelines.market.intervals import Interval
+from coinpilot_pipelines.news.health import HealthThresholds
+from coinpilot_pipelines.news.model import SOURCE_NAME_PATTERN, NewsFeed
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}(-[A-Z0-9]{2,20})?$")
 DEFAULT_START_DATE = date(2023, 1, 1)
 EXCHANGES = ("binance", "upbit")
+# Where `coinpilot emulator` serves the bundled feeds by default; the demo and the UI point
+# COINPILOT_NEWS_BASE_URL at their own emulator.
+DEFAULT_NEWS_BASE_URL = "http://127.0.0.1:8765"
+DEFAULT_NEWS_POLL_INTERVAL_S = 90
+_NAMED_FEED = re.compile(r"^([^=/:]+)=(https?://.*)$", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -40,6 +49,51 @@ def _parse_url(name: str, raw: str) -> str:
     return value
 
 
+def parse_news_feeds(raw: str, *, variable: str = "NEWS_RSS_FEEDS") -> tuple[NewsFeed, ...]:
+    """A comma list of feed URLs, each optionally named ``name=URL``.
+
+    An unnamed feed is named after its host (``www.`` dropped); two feeds on one host need names.
+    """
+    feeds = []
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        named = _NAMED_FEED.match(entry)
+        name, url = (named.group(1).strip(), named.group(2)) if named else (None, entry)
+        _parse_url(variable, url)  # validates; the URL itself is kept as written
+        url = url.strip()
+        name = name or re.sub(r"^www\.", "", urlsplit(url).hostname or "")
+        if not SOURCE_NAME_PATTERN.match(name):
+            raise ConfigError(
+                f"{variable}: source name {name!r} must be 1-64 lower-case letters, digits, '.', '_' or '-' "
+                "(write the feed as name=URL)"
+            )
+        feeds.append(NewsFeed(name, url))
+    names = [f.source for f in feeds]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"{variable}: several feeds are named {', '.join(repeated)}; name them apart as name=URL")
+    return tuple(feeds)
+
+
+def bundled_news_feeds(base_url: str) -> tuple[NewsFeed, ...]:
+    """The real feeds bundled with the emulator, as served by the emulator at ``base_url``."""
+    return tuple(NewsFeed(source, f"{base_url}/rss/{source}") for source in DEFAULT_SOURCES)
+
+
+def _parse_number(name: str, raw: str, kind: type[int] | type[float], *, low: float, high: float | None = None,
+                  low_inclusive: bool = True) -> int | float:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not {'an integer' if kind is int else 'a number'}") from None
+    too_low = value < low if low_inclusive else value <= low
+    if too_low or (high is not None and value > high):
+        bounds = f"{'>=' if low_inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+        raise ConfigError(f"{name}: {raw!r} must be {bounds}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -51,7 +105,9 @@ class Settings:
     binance_base_url: str
     upbit_base_url: str
     mlflow_tracking_uri: str
-    news_feeds: tuple[str, ...] = field(default_factory=tuple)
+    news_feeds: tuple[NewsFeed, ...] = field(default_factory=tuple)
+    news_poll_interval_s: int = DEFAULT_NEWS_POLL_INTERVAL_S
+    news_health: HealthThresholds = field(default_factory=HealthThresholds)
 
     @property
     def dagster_home(self) -> Path:
@@ -106,8 +162,22 @@ class Settings:
                 f"COINPILOT_MARKET_EXCHANGE: {exchange!r} is not one of {', '.join(EXCHANGES)}"
             )
 
-        feeds = tuple(
-            _parse_url("NEWS_RSS_FEEDS", f) for f in get("NEWS_RSS_FEEDS", "").split(",") if f.strip()
+        news_feeds = parse_news_feeds(get("NEWS_RSS_FEEDS", "")) or bundled_news_feeds(
+            _parse_url("COINPILOT_NEWS_BASE_URL", get("COINPILOT_NEWS_BASE_URL", DEFAULT_NEWS_BASE_URL))
+        )
+
+        def number(name: str, default: float, kind: type[int] | type[float], **bounds: float | bool) -> int | float:
+            return _parse_number(name, get(name, str(default)), kind, **bounds)
+
+        health = HealthThresholds()
+        news_health = HealthThresholds(
+            stall_after_s=number("NEWS_SOURCE_STALL_THRESHOLD_SEC", health.stall_after_s, int, low=1),
+            min_ratio=number("NEWS_DEDUP_MIN_RATIO", health.min_ratio, float, low=0, high=1),
+            ratio_streak=number("NEWS_DEDUP_RATIO_STREAK", health.ratio_streak, int, low=1),
+            volatility_window=number("NEWS_DEDUP_VOLATILITY_WINDOW", health.volatility_window, int, low=2),
+            # the standard deviation of values in 0..1 is at most 0.5
+            volatility_threshold=number("NEWS_DEDUP_VOLATILITY_THRESHOLD", health.volatility_threshold, float,
+                                        low=0, high=0.5, low_inclusive=False),
         )
 
         return cls(
@@ -124,6 +194,8 @@ class Settings:
                 "COINPILOT_UPBIT_BASE_URL", get("COINPILOT_UPBIT_BASE_URL", "https://api.upbit.com")
             ),
             mlflow_tracking_uri=get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
-            news_feeds=feeds,
+            news_feeds=news_feeds,
+            news_poll_interval_s=number("NEWS_POLL_INTERVAL", DEFAULT_NEWS_POLL_INTERVAL_S, int, low=1),
+            news_health=news_health,
         )
 

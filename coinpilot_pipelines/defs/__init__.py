@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 import dagster as dg
 
 from coinpilot_pipelines.defs.candles import build_candles_asset
+from coinpilot_pipelines.defs.news import build_news_sensor, news_articles, news_dedup_stats, news_poll_job
 from coinpilot_pipelines.defs.partitions import market_partitions
-from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
+from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource, NewsFeedsResource
 from coinpilot_pipelines.settings import Settings
 
 
@@ -24,10 +26,26 @@ def _secret_or_value(name: str, value: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else value
 
 
+def news_resource(settings: Settings, **overrides: Any) -> NewsFeedsResource:
+    health = settings.news_health
+    feeds = ",".join(f"{feed.source}={feed.url}" for feed in settings.news_feeds)
+    return NewsFeedsResource(
+        feeds=_secret_or_value("NEWS_RSS_FEEDS", feeds),  # feed URLs may carry access tokens
+        stall_threshold_s=health.stall_after_s,
+        min_dedup_ratio=health.min_ratio,
+        ratio_streak=health.ratio_streak,
+        volatility_window=health.volatility_window,
+        volatility_threshold=health.volatility_threshold,
+        **overrides,
+    )
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = market_partitions(settings)
     return dg.Definitions(
-        assets=[build_candles_asset(partitions)],
+        assets=[build_candles_asset(partitions), news_articles, news_dedup_stats],
+        jobs=[news_poll_job],
+        sensors=[build_news_sensor(settings.news_poll_interval_s)],
         resources={
             "database": DatabaseResource(url=_secret_or_value("COINPILOT_DATABASE_URL", settings.database_url)),
             "market_data": MarketDataResource(
@@ -35,5 +53,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 base_url=settings.market_base_url,
                 interval=settings.interval.code,
             ),
+            "news": news_resource(settings),
         },
     )
