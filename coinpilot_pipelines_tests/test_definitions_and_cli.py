@@ -85,11 +85,15 @@ def test_demo_runs_on_a_fresh_home_and_prints_the_summary(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| BTCUSDT  |          2880 |       2880 |              100 |         0 |" in result.stdout
     assert "| XRPUSDT  |          2880 |       2880 |              100 |         0 |" in result.stdout
+    # The bundled feeds, bootstrapped through Dagster: Cointelegraph's four polls, cross-source duplicates.
+    assert "news: 177 unique articles" in result.stdout
+    assert "| cointelegraph         |       6 |    60 |    57 |         3 |            0 |" in result.stdout
+    assert "| cointelegraph-trimmed |       6 |     2 |     0 |         0 |            2 |" in result.stdout
     assert "coinpilot ui" in result.stdout
     assert (tmp_path / "home" / "dagster" / "dagster.yaml").exists()
     # The runs are recorded in the local Dagster instance for the UI to show.
     instance = dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
-    assert len(instance.get_runs()) == 2
+    assert len(instance.get_runs()) == 3
     instance.dispose()
 
 

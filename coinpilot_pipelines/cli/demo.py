@@ -10,11 +10,14 @@ import dagster as dg
 import pandas as pd
 
 from coinpilot_pipelines.cli.environment import LocalEnvironment, local_environment
-from coinpilot_pipelines.defs import build_definitions
+from coinpilot_pipelines.defs import build_definitions, news_resource
+from coinpilot_pipelines.defs.news import NEWS_JOB
 from coinpilot_pipelines.defs.partitions import day_start
 from coinpilot_pipelines.market.candles import SeriesKey
+from coinpilot_pipelines.news.stats import health_table, source_health
 from coinpilot_pipelines.storage.candles import count_rejects, window_summary
 from coinpilot_pipelines.storage.database import get_engine
+from coinpilot_pipelines.storage.news import count_articles
 
 # The bundled BTCUSDT recording covers 2023-03-01..21; these days include the USDC de-peg
 # weekend, so the demo shows real market data (other symbols come from the synthetic market).
@@ -40,6 +43,8 @@ def run_demo(days: int) -> None:
         last_day = DEMO_FIRST_DAY + timedelta(days=days - 1)
         _materialize_candles(environment, definitions, instance, last_day)
         _print_candle_summary(environment, last_day)
+        _materialize_news(environment, definitions, instance)
+        _print_news_summary(environment)
     click.echo(f"\ndone in {time.monotonic() - started:.1f} s. See the runs, lineage and metadata in the UI:")
     click.echo("  coinpilot ui      # then open http://127.0.0.1:3000")
 
@@ -56,11 +61,28 @@ def _materialize_candles(environment: LocalEnvironment, definitions: dg.Definiti
             run_config=QUIET_LOGGING,
             raise_on_error=False,
         )
-        if not result.success:
-            failure = result.get_step_failure_events()
-            reason = failure[0].step_failure_data.error.message.strip() if failure else "see the run in the UI"
-            raise RuntimeError(f"candles run for {symbol} failed: {reason}")
-        click.echo(f"    run {result.run_id} succeeded")
+        _require_success(result, f"candles run for {symbol}")
+
+
+def _require_success(result: dg.ExecuteInProcessResult, what: str) -> None:
+    if not result.success:
+        failure = result.get_step_failure_events()
+        reason = failure[0].step_failure_data.error.message.strip() if failure else "see the run in the UI"
+        raise RuntimeError(f"{what} failed: {reason}")
+    click.echo(f"    run {result.run_id} succeeded")
+
+
+def _materialize_news(environment: LocalEnvironment, definitions: dg.Definitions,
+                      instance: dg.DagsterInstance) -> None:
+    click.echo("  news_articles, news_dedup_stats from the bundled feeds: materializing through Dagster ...")
+    result = definitions.resolve_job_def(NEWS_JOB).execute_in_process(
+        instance=instance,
+        run_config=QUIET_LOGGING,
+        # The bootstrap of the empty store replays every poll the emulator has, without pausing.
+        resources={"news": news_resource(environment.settings, bootstrap_pause_s=0.0)},
+        raise_on_error=False,
+    )
+    _require_success(result, "news run")
 
 
 def _print_candle_summary(environment: LocalEnvironment, last_day: date) -> None:
@@ -85,3 +107,11 @@ def _print_candle_summary(environment: LocalEnvironment, last_day: date) -> None
         )
     click.echo("\ncandles")
     click.echo(pd.DataFrame(rows).to_markdown(index=False))
+
+
+def _print_news_summary(environment: LocalEnvironment) -> None:
+    engine = get_engine(environment.settings.database_url)
+    sources = [feed.source for feed in environment.settings.news_feeds]
+    click.echo(f"\nnews: {count_articles(engine)} unique articles; per source, totals over all polls and "
+               "health as of the latest poll")
+    click.echo(health_table(source_health(engine, sources)).to_markdown(index=False))
