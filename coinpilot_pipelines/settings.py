@@ -12,13 +12,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from coinpilot_pipelines.emulator.feeds import DEFAULT_SOURCES
 from coinpilot_pipelines.features.candle_features import FEATURE_COLUMNS
 from coinpilot_pipelines.market.intervals import Interval
+from coinpilot_pipelines.news.health import HealthThresholds
+from coinpilot_pipelines.news.model import SOURCE_NAME_PATTERN, NewsFeed
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}(-[A-Z0-9]{2,20})?$")
 DEFAULT_START_DATE = date(2023, 1, 1)
 EXCHANGES = ("binance", "upbit")
+# Where `coinpilot emulator` serves the bundled feeds by default; the demo and the UI point
+# COINPILOT_NEWS_BASE_URL at their own emulator.
+DEFAULT_NEWS_BASE_URL = "http://127.0.0.1:8765"
+DEFAULT_NEWS_POLL_INTERVAL_S = 90
+_NAMED_FEED = re.compile(r"^([^=/:]+)=(https?://.*)$", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -34,18 +43,63 @@ def validate_symbol(symbol: str, *, source: str = "symbol") -> str:
     return symbol
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, integer: bool = False) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{name}: {raw!r} is not {kind}") from None
-    if value < minimum:
-        raise ConfigError(f"{name}: {raw} is below the minimum of {minimum:g}")
+def _parse_url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ConfigError(f"{name}: {raw!r} is not an http(s) URL")
     return value
+
+
+def parse_news_feeds(raw: str, *, variable: str = "NEWS_RSS_FEEDS") -> tuple[NewsFeed, ...]:
+    """A comma list of feed URLs, each optionally named ``name=URL``.
+
+    An unnamed feed is named after its host (``www.`` dropped); two feeds on one host need names.
+    """
+    feeds = []
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        named = _NAMED_FEED.match(entry)
+        name, url = (named.group(1).strip(), named.group(2)) if named else (None, entry)
+        _parse_url(variable, url)  # validates; the URL itself is kept as written
+        url = url.strip()
+        name = name or re.sub(r"^www\.", "", urlsplit(url).hostname or "")
+        if not SOURCE_NAME_PATTERN.match(name):
+            raise ConfigError(
+                f"{variable}: source name {name!r} must be 1-64 lower-case letters, digits, '.', '_' or '-' "
+                "(write the feed as name=URL)"
+            )
+        feeds.append(NewsFeed(name, url))
+    names = [f.source for f in feeds]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"{variable}: several feeds are named {', '.join(repeated)}; name them apart as name=URL")
+    return tuple(feeds)
+
+
+def bundled_news_feeds(base_url: str) -> tuple[NewsFeed, ...]:
+    """The real feeds bundled with the emulator, as served by the emulator at ``base_url``."""
+    return tuple(NewsFeed(source, f"{base_url}/rss/{source}") for source in DEFAULT_SOURCES)
+
+
+def _parse_number(name: str, raw: str, kind: type[int] | type[float], *, low: float, high: float | None = None,
+                  low_inclusive: bool = True) -> int | float:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not {'an integer' if kind is int else 'a number'}") from None
+    too_low = value < low if low_inclusive else value <= low
+    if too_low or (high is not None and value > high):
+        bounds = f"{'>=' if low_inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+        raise ConfigError(f"{name}: {raw!r} must be {bounds}")
+    return value
+
+
+def env_number(env: Mapping[str, str], name: str, default: float, kind: type[int] | type[float],
+               **bounds: float | bool) -> int | float:
+    """A number from the environment, or ``default`` when the variable is unset or blank."""
+    raw = env.get(name, "").strip()
+    return _parse_number(name, raw, kind, **bounds) if raw else default
 
 
 @dataclass(frozen=True)
@@ -63,13 +117,13 @@ class ContinuitySettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ContinuitySettings:
         return cls(
-            scan_days=int(_number(env, "CONTINUITY_SCAN_DAYS", 365, minimum=1, integer=True)),
-            live_poll_interval_s=int(_number(env, "LIVE_KLINE_POLL_INTERVAL_SEC", 30, minimum=5, integer=True)),
-            live_tick_budget_s=_number(env, "LIVE_KLINE_TICK_BUDGET_SEC", 10.0, minimum=0.1),
-            live_lookback_bars=int(_number(env, "LIVE_KLINE_LOOKBACK_BARS", 5, minimum=0, integer=True)),
-            repair_empty_attempts=int(_number(env, "GAP_REPAIR_EMPTY_ATTEMPTS", 3, minimum=1, integer=True)),
-            repair_empty_spacing_s=_number(env, "GAP_REPAIR_EMPTY_SPACING_SEC", 60.0, minimum=0),
-            repair_max_segments=int(_number(env, "GAP_REPAIR_MAX_SEGMENTS", 8, minimum=1, integer=True)),
+            scan_days=env_number(env, "CONTINUITY_SCAN_DAYS", 365, int, low=1),
+            live_poll_interval_s=env_number(env, "LIVE_KLINE_POLL_INTERVAL_SEC", 30, int, low=5),
+            live_tick_budget_s=env_number(env, "LIVE_KLINE_TICK_BUDGET_SEC", 10.0, float, low=0.1),
+            live_lookback_bars=env_number(env, "LIVE_KLINE_LOOKBACK_BARS", 5, int, low=0),
+            repair_empty_attempts=env_number(env, "GAP_REPAIR_EMPTY_ATTEMPTS", 3, int, low=1),
+            repair_empty_spacing_s=env_number(env, "GAP_REPAIR_EMPTY_SPACING_SEC", 60.0, float, low=0),
+            repair_max_segments=env_number(env, "GAP_REPAIR_MAX_SEGMENTS", 8, int, low=1),
         )
 
 
@@ -103,29 +157,27 @@ class ModelSettings:
         if unknown:
             raise ConfigError(f"AUTO_RETRAIN_DRIFT_FEATURES: unknown features {', '.join(sorted(unknown))} "
                               f"(known: {', '.join(FEATURE_COLUMNS)})")
-        threshold = _number(env, "INFERENCE_PROB_THRESHOLD", 0.5, minimum=0.0)
-        if threshold > 1:
-            raise ConfigError(f"INFERENCE_PROB_THRESHOLD: {threshold} is not a probability")
+        threshold = env_number(env, "INFERENCE_PROB_THRESHOLD", 0.5, float, low=0.0, high=1.0)
         name = env.get("COINPILOT_MODEL_NAME", "").strip() or cls.model_name
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
             raise ConfigError(f"COINPILOT_MODEL_NAME: {name!r} is not a valid model name")
         return cls(
             model_name=name,
-            train_window_days=int(_number(env, "TRAIN_WINDOW_DAYS", 30, minimum=1, integer=True)),
-            label_horizon_bars=int(_number(env, "LABEL_HORIZON_BARS", 15, minimum=1, integer=True)),
-            label_dead_band=_number(env, "LABEL_DEAD_BAND", 0.0005, minimum=0.0),
-            promote_min_auc_improve=_number(env, "AUTO_PROMOTE_MIN_AUC_IMPROVE", 0.01, minimum=0.0),
-            promote_max_brier_degrade=_number(env, "AUTO_PROMOTE_MAX_BRIER_DEGRADE", 0.005, minimum=0.0),
-            promote_max_ece_degrade=_number(env, "AUTO_PROMOTE_MAX_ECE_DEGRADE", 0.01, minimum=0.0),
+            train_window_days=env_number(env, "TRAIN_WINDOW_DAYS", 30, int, low=1),
+            label_horizon_bars=env_number(env, "LABEL_HORIZON_BARS", 15, int, low=1),
+            label_dead_band=env_number(env, "LABEL_DEAD_BAND", 0.0005, float, low=0.0),
+            promote_min_auc_improve=env_number(env, "AUTO_PROMOTE_MIN_AUC_IMPROVE", 0.01, float, low=0.0),
+            promote_max_brier_degrade=env_number(env, "AUTO_PROMOTE_MAX_BRIER_DEGRADE", 0.005, float, low=0.0),
+            promote_max_ece_degrade=env_number(env, "AUTO_PROMOTE_MAX_ECE_DEGRADE", 0.01, float, low=0.0),
             inference_threshold=threshold,
-            inference_lookback_bars=int(_number(env, "INFERENCE_LOOKBACK_BARS", 1440, minimum=1, integer=True)),
-            calibration_live_window_days=int(_number(env, "CALIBRATION_LIVE_WINDOW_DAYS", 7, minimum=1, integer=True)),
-            retrain_ece_gap_abs=_number(env, "AUTO_RETRAIN_ECE_GAP_ABS", 0.05, minimum=0.0),
-            retrain_ece_gap_rel=_number(env, "AUTO_RETRAIN_ECE_GAP_REL", 0.5, minimum=0.0),
-            retrain_ece_streak=int(_number(env, "AUTO_RETRAIN_ECE_STREAK", 2, minimum=1, integer=True)),
-            drift_z_threshold=_number(env, "DRIFT_Z_THRESHOLD", 3.0, minimum=0.0),
+            inference_lookback_bars=env_number(env, "INFERENCE_LOOKBACK_BARS", 1440, int, low=1),
+            calibration_live_window_days=env_number(env, "CALIBRATION_LIVE_WINDOW_DAYS", 7, int, low=1),
+            retrain_ece_gap_abs=env_number(env, "AUTO_RETRAIN_ECE_GAP_ABS", 0.05, float, low=0.0),
+            retrain_ece_gap_rel=env_number(env, "AUTO_RETRAIN_ECE_GAP_REL", 0.5, float, low=0.0),
+            retrain_ece_streak=env_number(env, "AUTO_RETRAIN_ECE_STREAK", 2, int, low=1),
+            drift_z_threshold=env_number(env, "DRIFT_Z_THRESHOLD", 3.0, float, low=0.0),
             drift_features=drift or cls.drift_features,
-            retrain_cooldown_s=int(_number(env, "AUTO_RETRAIN_COOLDOWN_SEC", 6 * 3600, minimum=0, integer=True)),
+            retrain_cooldown_s=env_number(env, "AUTO_RETRAIN_COOLDOWN_SEC", 6 * 3600, int, low=0),
             retrain_cron=_cron(env, "RETRAIN_CRON", cls.retrain_cron),
             calibration_cron=_cron(env, "CALIBRATION_CRON", cls.calibration_cron),
         )
@@ -135,13 +187,6 @@ def _cron(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip() or default
     if len(value.split()) != 5:
         raise ConfigError(f"{name}: {value!r} is not a five-field cron expression")
-    return value
-
-
-def _parse_url(name: str, raw: str) -> str:
-    value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ConfigError(f"{name}: {raw!r} is not an http(s) URL")
     return value
 
 
@@ -156,7 +201,9 @@ class Settings:
     binance_base_url: str
     upbit_base_url: str
     mlflow_tracking_uri: str
-    news_feeds: tuple[str, ...] = field(default_factory=tuple)
+    news_feeds: tuple[NewsFeed, ...] = field(default_factory=tuple)
+    news_poll_interval_s: int = DEFAULT_NEWS_POLL_INTERVAL_S
+    news_health: HealthThresholds = field(default_factory=HealthThresholds)
     continuity: ContinuitySettings = field(default_factory=ContinuitySettings)
     models: ModelSettings = field(default_factory=ModelSettings)
 
@@ -213,8 +260,19 @@ class Settings:
                 f"COINPILOT_MARKET_EXCHANGE: {exchange!r} is not one of {', '.join(EXCHANGES)}"
             )
 
-        feeds = tuple(
-            _parse_url("NEWS_RSS_FEEDS", f) for f in get("NEWS_RSS_FEEDS", "").split(",") if f.strip()
+        news_feeds = parse_news_feeds(get("NEWS_RSS_FEEDS", "")) or bundled_news_feeds(
+            _parse_url("COINPILOT_NEWS_BASE_URL", get("COINPILOT_NEWS_BASE_URL", DEFAULT_NEWS_BASE_URL))
+        )
+
+        health = HealthThresholds()
+        news_health = HealthThresholds(
+            stall_after_s=env_number(env, "NEWS_SOURCE_STALL_THRESHOLD_SEC", health.stall_after_s, int, low=1),
+            min_ratio=env_number(env, "NEWS_DEDUP_MIN_RATIO", health.min_ratio, float, low=0, high=1),
+            ratio_streak=env_number(env, "NEWS_DEDUP_RATIO_STREAK", health.ratio_streak, int, low=1),
+            volatility_window=env_number(env, "NEWS_DEDUP_VOLATILITY_WINDOW", health.volatility_window, int, low=2),
+            # the standard deviation of values in 0..1 is at most 0.5
+            volatility_threshold=env_number(env, "NEWS_DEDUP_VOLATILITY_THRESHOLD", health.volatility_threshold, float,
+                                        low=0, high=0.5, low_inclusive=False),
         )
 
         return cls(
@@ -231,7 +289,9 @@ class Settings:
                 "COINPILOT_UPBIT_BASE_URL", get("COINPILOT_UPBIT_BASE_URL", "https://api.upbit.com")
             ),
             mlflow_tracking_uri=get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
-            news_feeds=feeds,
+            news_feeds=news_feeds,
+            news_poll_interval_s=env_number(env, "NEWS_POLL_INTERVAL", DEFAULT_NEWS_POLL_INTERVAL_S, int, low=1),
+            news_health=news_health,
             continuity=ContinuitySettings.from_env(env),
             models=ModelSettings.from_env(env),
         )

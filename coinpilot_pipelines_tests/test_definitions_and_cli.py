@@ -69,6 +69,16 @@ def test_workspace_yaml_loads_the_module() -> None:
     ({"COINPILOT_MARKET_EXCHANGE": "kraken"}, "COINPILOT_MARKET_EXCHANGE: 'kraken' is not one of"),
     ({"COINPILOT_DATABASE_URL": "mysql://x"}, "COINPILOT_DATABASE_URL: expected sqlite"),
     ({"COINPILOT_BINANCE_BASE_URL": "ftp://x"}, "COINPILOT_BINANCE_BASE_URL: 'ftp://x' is not an http(s) URL"),
+    ({"NEWS_POLL_INTERVAL": "0"}, "NEWS_POLL_INTERVAL: '0' must be >= 1"),
+    ({"NEWS_SOURCE_STALL_THRESHOLD_SEC": "15m"}, "NEWS_SOURCE_STALL_THRESHOLD_SEC: '15m' is not an integer"),
+    ({"NEWS_DEDUP_MIN_RATIO": "1.5"}, "NEWS_DEDUP_MIN_RATIO: '1.5' must be >= 0 and <= 1"),
+    ({"NEWS_DEDUP_RATIO_STREAK": "0"}, "NEWS_DEDUP_RATIO_STREAK: '0' must be >= 1"),
+    ({"NEWS_DEDUP_VOLATILITY_WINDOW": "1"}, "NEWS_DEDUP_VOLATILITY_WINDOW: '1' must be >= 2"),
+    ({"NEWS_DEDUP_VOLATILITY_THRESHOLD": "0.7"}, "NEWS_DEDUP_VOLATILITY_THRESHOLD: '0.7' must be > 0 and <= 0.5"),
+    ({"NEWS_RSS_FEEDS": "ftp://feeds.example.com/rss"}, "NEWS_RSS_FEEDS: 'ftp://feeds.example.com/rss' is not an http(s) URL"),
+    ({"NEWS_RSS_FEEDS": "https://a.com/x,https://www.a.com/y"}, "NEWS_RSS_FEEDS: several feeds are named a.com"),
+    ({"NEWS_RSS_FEEDS": "Big Feed=https://a.com/x"}, "NEWS_RSS_FEEDS: source name 'Big Feed' must be"),
+    ({"COINPILOT_NEWS_BASE_URL": "localhost:8765"}, "COINPILOT_NEWS_BASE_URL: 'localhost:8765' is not an http(s) URL"),
 ])
 def test_bad_configuration_is_named_precisely(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as error:
@@ -92,11 +102,15 @@ def test_demo_runs_on_a_fresh_home_and_prints_the_summary(tmp_path: Path) -> Non
     assert "version 1 is the champion: first model: no champion yet" in result.stdout
     assert "| production (held-out) |" in result.stdout and "calibration report 1:" in result.stdout
     assert (tmp_path / "home" / "mlflow.db").exists()
+    # The bundled feeds, bootstrapped through Dagster: Cointelegraph's four polls, cross-source duplicates.
+    assert "news: 177 unique articles" in result.stdout
+    assert "| cointelegraph         |       6 |    60 |    57 |         3 |            0 |" in result.stdout
+    assert "| cointelegraph-trimmed |       6 |     2 |     0 |         0 |            2 |" in result.stdout
     assert "coinpilot ui" in result.stdout
     assert (tmp_path / "home" / "dagster" / "dagster.yaml").exists()
     # The runs are recorded in the local Dagster instance for the UI to show.
     instance = dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
-    assert len(instance.get_runs()) == 4  # candles + features per symbol, retrain, calibration
+    assert len(instance.get_runs()) == 5  # candles + features per symbol, retrain, calibration, news
     instance.dispose()
 
 

@@ -43,7 +43,7 @@ def ui(host: str, port: int) -> None:
             raise RuntimeError(f"dagster dev exited with code {completed.returncode}")
 
 
-@click.command(help="Serve the exchange emulator (Binance klines, Upbit candles) on loopback.")
+@click.command(help="Serve the emulator (Binance klines, Upbit candles, the bundled news feeds) on loopback.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
 @click.option("--scenario", default=None,

@@ -11,11 +11,14 @@ import dagster as dg
 import pandas as pd
 
 from coinpilot_pipelines.cli.environment import LocalEnvironment, local_environment
-from coinpilot_pipelines.defs import build_definitions
+from coinpilot_pipelines.defs import build_definitions, news_resource
+from coinpilot_pipelines.defs.news import NEWS_JOB
 from coinpilot_pipelines.defs.partitions import day_start
 from coinpilot_pipelines.market.candles import SeriesKey
+from coinpilot_pipelines.news.stats import health_table, source_health
 from coinpilot_pipelines.storage.candles import count_rejects, window_summary
 from coinpilot_pipelines.storage.database import get_engine
+from coinpilot_pipelines.storage.news import count_articles
 
 # The bundled BTCUSDT recording covers 2023-03-01..21; these days include the USDC de-peg
 # weekend, so the demo shows real market data (other symbols come from the synthetic market).
@@ -43,6 +46,8 @@ def run_demo(days: int) -> None:
         _materialize_candles(environment, definitions, instance, last_day)
         _print_candle_summary(environment, last_day)
         _train_and_calibrate(definitions, instance)
+        _materialize_news(environment, definitions, instance)
+        _print_news_summary(environment)
     click.echo(f"\ndone in {time.monotonic() - started:.1f} s. See the runs, lineage and metadata in the UI:")
     click.echo("  coinpilot ui      # then open http://127.0.0.1:3000")
 
@@ -55,6 +60,15 @@ def _materialize_candles(environment: LocalEnvironment, definitions: dg.Definiti
         result = _execute(job, instance, asset_selection=[dg.AssetKey("candles"), dg.AssetKey("features")],
                           tags=partition_range_tags(DEMO_FIRST_DAY, last_day, symbol))
         click.echo(f"    run {result.run_id} succeeded")
+
+
+def _materialize_news(environment: LocalEnvironment, definitions: dg.Definitions,
+                      instance: dg.DagsterInstance) -> None:
+    click.echo("  news_articles, news_dedup_stats from the bundled feeds: materializing through Dagster ...")
+    # The bootstrap of the empty store replays every poll the emulator has, without pausing.
+    result = _execute(definitions.resolve_job_def(NEWS_JOB), instance,
+                      resources={"news": news_resource(environment.settings, bootstrap_pause_s=0.0)})
+    click.echo(f"    run {result.run_id} succeeded")
 
 
 def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, **kwargs: object) -> dg.ExecuteInProcessResult:
@@ -112,3 +126,11 @@ def _print_candle_summary(environment: LocalEnvironment, last_day: date) -> None
         )
     click.echo("\ncandles")
     click.echo(pd.DataFrame(rows).to_markdown(index=False))
+
+
+def _print_news_summary(environment: LocalEnvironment) -> None:
+    engine = get_engine(environment.settings.database_url)
+    sources = [feed.source for feed in environment.settings.news_feeds]
+    click.echo(f"\nnews: {count_articles(engine)} unique articles; per source, totals over all polls and "
+               "health as of the latest poll")
+    click.echo(health_table(source_health(engine, sources)).to_markdown(index=False))

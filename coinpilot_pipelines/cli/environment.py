@@ -42,6 +42,7 @@ def local_environment() -> Iterator[LocalEnvironment]:
         "DAGSTER_HOME": str(dagster_home),
         "COINPILOT_BINANCE_BASE_URL": emulator.url,
         "COINPILOT_UPBIT_BASE_URL": emulator.url,
+        "COINPILOT_NEWS_BASE_URL": emulator.url,  # the bundled feeds, unless NEWS_RSS_FEEDS names others
     }
     saved = {name: os.environ.get(name) for name in overrides}
     os.environ.update(overrides)

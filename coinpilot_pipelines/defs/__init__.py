@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 import dagster as dg
 
 from coinpilot_pipelines.defs.candles import build_candles_asset
 from coinpilot_pipelines.defs.continuity import build_continuity_definitions
 from coinpilot_pipelines.defs.ml import MlflowResource, build_ml_definitions
+from coinpilot_pipelines.defs.news import build_news_sensor, news_articles, news_dedup_stats, news_poll_job
 from coinpilot_pipelines.defs.partitions import market_partitions
-from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
+from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource, NewsFeedsResource
 from coinpilot_pipelines.settings import Settings
 
 
@@ -26,11 +28,27 @@ def _secret_or_value(name: str, value: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else value
 
 
+def news_resource(settings: Settings, **overrides: Any) -> NewsFeedsResource:
+    health = settings.news_health
+    feeds = ",".join(f"{feed.source}={feed.url}" for feed in settings.news_feeds)
+    return NewsFeedsResource(
+        feeds=_secret_or_value("NEWS_RSS_FEEDS", feeds),  # feed URLs may carry access tokens
+        stall_threshold_s=health.stall_after_s,
+        min_dedup_ratio=health.min_ratio,
+        ratio_streak=health.ratio_streak,
+        volatility_window=health.volatility_window,
+        volatility_threshold=health.volatility_threshold,
+        **overrides,
+    )
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = market_partitions(settings)
     groups = [
         build_continuity_definitions(settings.continuity, settings.symbols),
         build_ml_definitions(settings.models, partitions, settings.symbols),
+        {"assets": [news_articles, news_dedup_stats], "jobs": [news_poll_job], "schedules": [],
+         "sensors": [build_news_sensor(settings.news_poll_interval_s)]},
     ]
     return dg.Definitions(
         assets=[build_candles_asset(partitions), *(a for g in groups for a in g["assets"])],
@@ -50,5 +68,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 artifact_root=str(settings.home / "mlflow-artifacts")
                 if settings.mlflow_tracking_uri.startswith("sqlite") else None,
             ),
+            "news": news_resource(settings),
         },
     )

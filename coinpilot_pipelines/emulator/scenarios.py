@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from coinpilot_pipelines.emulator.feeds import BUNDLED_FEEDS, DEFAULT_SOURCES, item_count
+
 MALFORMED_KINDS = (
     "short_row",  # an array with fields missing
     "non_numeric",  # a price that is not a number
@@ -20,6 +22,14 @@ MALFORMED_KINDS = (
     "high_below_low",  # internally inconsistent OHLC
     "negative_volume",
     "off_grid",  # open time not on the interval grid
+)
+
+
+NEWS_FAULT_KINDS = (
+    "html_page",  # status 200 with an HTML error page instead of the feed
+    "malformed_xml",  # the feed cut off in the middle
+    "http_error",  # an HTTP error status (``status``, 503 by default)
+    "empty_feed",  # a well-formed feed without items
 )
 
 
@@ -88,6 +98,128 @@ class Burst:
         return self.count < 0 or request_number <= self.after_requests + self.count
 
 
+@dataclass(frozen=True)
+class PollSpec:
+    """What one poll of a news source returns: a bundled feed, perhaps only some of its items
+    (indices in file order), some of them with a new pubDate (the emulator's "now", as when a
+    publisher re-dates an old story) and some with a pubDate that is not a date."""
+
+    feed: str
+    items: tuple[int, ...] | None = None
+    restamp: frozenset[int] = frozenset()
+    bad_dates: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class NewsFault:
+    kind: str
+    status: int = 503
+    after_requests: int = 0
+    count: int = -1  # -1: from then on
+
+    def active(self, request_number: int) -> bool:
+        return Burst(self.after_requests, self.count).active(request_number)
+
+
+@dataclass
+class NewsScenario:
+    """Per-source news behaviour, keyed by the source name in ``/rss/{source}``.
+
+    ``polls`` replaces or adds a source's poll sequence; a ``stalled`` source keeps serving its
+    first poll; a ``repeating`` source serves its items again with a fresh pubDate every time;
+    ``broken`` answers with a fault; ``slow`` waits that many seconds before answering.
+    """
+
+    polls: dict[str, tuple[PollSpec, ...]] = field(
+        default_factory=lambda: {s: tuple(PollSpec(f) for f in feeds) for s, feeds in DEFAULT_SOURCES.items()})
+    stalled: frozenset[str] = frozenset()
+    repeating: frozenset[str] = frozenset()
+    broken: dict[str, NewsFault] = field(default_factory=dict)
+    slow: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> NewsScenario:
+        if not isinstance(doc, dict):
+            raise ScenarioError(f"news: expected a JSON object, got {type(doc).__name__}")
+        unknown = set(doc) - {"polls", "stalled", "repeating", "broken", "slow"}
+        if unknown:
+            raise ScenarioError(f"news: unknown fields {', '.join(sorted(unknown))}")
+        polls = cls().polls
+        for source, specs in _object(doc.get("polls", {}), "news.polls").items():
+            if not isinstance(specs, list) or not specs:
+                raise ScenarioError(f"news.polls.{source}: expected a non-empty list of polls")
+            polls[source] = tuple(_poll_spec(spec, f"news.polls.{source}[{i}]") for i, spec in enumerate(specs))
+
+        def sources(name: str) -> frozenset[str]:
+            listed = doc.get(name, [])
+            if not isinstance(listed, list):
+                raise ScenarioError(f"news.{name}: expected a list of source names")
+            return frozenset(_known_source(s, polls, f"news.{name}") for s in listed)
+
+        broken = {}
+        for source, fault in _object(doc.get("broken", {}), "news.broken").items():
+            _known_source(source, polls, "news.broken")
+            broken[source] = _news_fault(fault, f"news.broken.{source}")
+        slow = {}
+        for source, seconds in _object(doc.get("slow", {}), "news.slow").items():
+            _known_source(source, polls, "news.slow")
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+                raise ScenarioError(f"news.slow.{source}: expected seconds >= 0, got {seconds!r}")
+            slow[source] = float(seconds)
+        return cls(polls=polls, stalled=sources("stalled"), repeating=sources("repeating"), broken=broken, slow=slow)
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ScenarioError(f"{where}: expected a JSON object")
+    return value
+
+
+def _known_source(source: Any, polls: dict[str, tuple[PollSpec, ...]], where: str) -> str:
+    if source not in polls:
+        raise ScenarioError(f"{where}: unknown source {source!r}; known: {', '.join(polls)}")
+    return source
+
+
+def _poll_spec(spec: Any, where: str) -> PollSpec:
+    if isinstance(spec, str):
+        spec = {"feed": spec}
+    spec = _object(spec, where)
+    fields = {"feed", "items", "restamp", "bad_dates"}
+    if set(spec) - fields:
+        raise ScenarioError(f"{where}: unknown fields {', '.join(sorted(set(spec) - fields))}")
+    feed = spec.get("feed")
+    if feed not in BUNDLED_FEEDS:
+        raise ScenarioError(f"{where}.feed: {feed!r} is not a bundled feed ({', '.join(BUNDLED_FEEDS)})")
+    size = item_count(feed)
+
+    def indices(value: Any, field_name: str) -> tuple[int, ...]:
+        if not isinstance(value, list) or not all(type(i) is int and 0 <= i < size for i in value):
+            raise ScenarioError(f"{where}.{field_name}: expected a list of item indices 0..{size - 1} of {feed!r}")
+        return tuple(value)
+
+    items = indices(spec["items"], "items") if "items" in spec else None
+    restamp_doc = spec.get("restamp", [])
+    restamp = frozenset(range(size)) if restamp_doc is True else frozenset(indices(restamp_doc, "restamp"))
+    return PollSpec(feed, items, restamp, frozenset(indices(spec.get("bad_dates", []), "bad_dates")))
+
+
+def _news_fault(fault: Any, where: str) -> NewsFault:
+    if isinstance(fault, str):
+        fault = {"kind": fault}
+    fault = _object(fault, where)
+    allowed = set(NewsFault.__dataclass_fields__)
+    if set(fault) - allowed:
+        raise ScenarioError(f"{where}: unknown fields {', '.join(sorted(set(fault) - allowed))}")
+    if fault.get("kind") not in NEWS_FAULT_KINDS:
+        raise ScenarioError(f"{where}.kind: {fault.get('kind')!r} is not one of {', '.join(NEWS_FAULT_KINDS)}")
+    if not all(type(fault.get(k, 0)) is int for k in ("status", "after_requests", "count")):
+        raise ScenarioError(f"{where}: status, after_requests and count are integers")
+    if not 400 <= fault.get("status", 503) <= 599:
+        raise ScenarioError(f"{where}.status: expected an HTTP error status 400..599")
+    return NewsFault(**fault)
+
+
 @dataclass
 class Scenario:
     outages: list[Window] = field(default_factory=list)
@@ -102,6 +234,7 @@ class Scenario:
     latency_s: float = 0.0
     weight_limit: int = 6000
     weight_window_s: float = 60.0
+    news: NewsScenario = field(default_factory=NewsScenario)
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Scenario:
@@ -148,6 +281,7 @@ class Scenario:
             latency_s=float(doc.get("latency_s", 0.0)),
             weight_limit=int(doc.get("weight_limit", 6000)),
             weight_window_s=float(doc.get("weight_window_s", 60.0)),
+            news=NewsScenario.from_dict(doc.get("news", {})),
         )
 
 
@@ -158,6 +292,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "rate-limit-storm": {"rate_limit_storm": {"after_requests": 2, "count": 4, "retry_after_s": 1}},
     "messy-pages": {"duplicate_rows": 3, "shuffle_rows": True},
     "slow": {"latency_s": 0.5},
+    "news-faults": {"news": {"broken": {"theblock": "malformed_xml"}, "slow": {"prnewswire": 15},
+                             "repeating": ["decrypt"], "stalled": ["cointelegraph"]}},
 }
 
 

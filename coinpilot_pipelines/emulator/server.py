@@ -1,9 +1,10 @@
 """The local exchange emulator: a real HTTP server on loopback.
 
 Serves Binance ``GET /api/v3/klines`` and Upbit ``GET /v1/candles/minutes/{unit}`` with their
-real semantics (limits, paging bounds, ordering, headers, error bodies) and plays the faults of
-the active `Scenario`. It runs as ``coinpilot emulator`` or in-process on a background thread
-(`Emulator.start`). Admin endpoints under ``/_emulator/`` switch scenarios and the clock.
+real semantics (limits, paging bounds, ordering, headers, error bodies), the bundled news feeds
+at ``GET /rss/{source}`` (see `emulator.news`), and plays the faults of the active `Scenario`.
+It runs as ``coinpilot emulator`` or in-process on a background thread (`Emulator.start`).
+Admin endpoints under ``/_emulator/`` switch scenarios and the clock.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from coinpilot_pipelines.emulator.market import MINUTE_MS, MarketReplay
+from coinpilot_pipelines.emulator.news import NewsReplay
 from coinpilot_pipelines.emulator.scenarios import Scenario, ScenarioError, parse_time_ms
 from coinpilot_pipelines.emulator.synthetic import LISTING_DATE
 
@@ -101,6 +103,7 @@ class EmulatorState:
     def set_scenario(self, scenario: Scenario) -> None:
         with self.lock:
             self.scenario = scenario
+            self.news = NewsReplay(scenario.news)
             self.market_requests = 0
             self.by_status: Counter[str] = Counter()
             self.weight_used = 0
@@ -116,6 +119,7 @@ class EmulatorState:
                 "market_requests": self.market_requests,
                 "by_status": dict(self.by_status),
                 "weight_used": self.weight_used,
+                "news_requests": dict(self.news.requests),
             }
 
     # -- faults shared by every market endpoint ----------------------------------------------
@@ -264,11 +268,19 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = _json_reply(200, {} if url.path.endswith("ping") else {"serverTime": state.clock.now_ms()})
             elif method == "GET" and (match := re.fullmatch(r"/v1/candles/minutes/(\d+)", url.path)):
                 reply, truncate = self._market("upbit", params, lambda p: self._upbit_candles(int(match.group(1)), p))
+            elif method == "GET" and url.path.rstrip("/") == "/rss":
+                reply = _json_reply(200, {"sources": state.news.sources()})
+            elif method == "GET" and (match := re.fullmatch(r"/rss/([^/]+)", url.path)):
+                reply = self._news(match.group(1))
             else:
                 reply = _json_reply(404, {"error": f"no route for {method} {url.path}"})
         except ScenarioError as exc:
             reply = _json_reply(400, {"error": str(exc)})
-        self._send(reply, truncate)
+        try:
+            self._send(reply, truncate)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up waiting (a slow-feed scenario); there is no one left to answer.
+            self.close_connection = True
 
     def _market(self, flavor: str, params: dict[str, str], handler: Callable[[dict[str, str]], Reply]) -> tuple[Reply, bool]:
         state = self.server.state
@@ -281,6 +293,18 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.by_status[str(reply.status)] += 1
         return reply, refused is None and state.scenario.truncated_bodies.active(number)
+
+    def _news(self, source: str) -> Reply:
+        news = self.server.state.news
+        if source not in news.sources():
+            return _json_reply(404, {"error": f"no feed {source!r}; known: {', '.join(news.sources())}"})
+        if news.slow_s(source):
+            time.sleep(news.slow_s(source))
+        status, body, headers = news.respond(
+            source, if_none_match=self.headers.get("If-None-Match"),
+            if_modified_since=self.headers.get("If-Modified-Since"), now_ms=self.server.state.clock.now_ms(),
+        )
+        return Reply(status, body, headers)
 
     # -- Binance ---------------------------------------------------------------------------
     def _klines(self, params: dict[str, str]) -> Reply:
@@ -395,7 +419,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: Reply, truncate: bool) -> None:
         self.send_response(reply.status)
-        headers = {"Content-Type": "application/json", **reply.headers}
+        headers = {"Content-Type": "application/json", **reply.headers} if reply.body else reply.headers
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(reply.body)))
