@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -183,6 +184,93 @@ class ModelSettings:
         )
 
 
+TRADE_MODES = ("shadow", "test", "live")
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: {raw!r} is not a boolean (true or false)")
+
+
+def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    raw = env.get(name, "").strip() or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name}: {raw!r} is not a decimal number") from None
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{name}: {raw!r} must be a finite number >= 0")
+    return value
+
+
+@dataclass(frozen=True)
+class TradingSettings:
+    """The order executor: guards, risk limits, paper trading and order polling.
+
+    The live-trading guards and the secrets (Upbit keys, the Anthropic key) are not kept here: the
+    Dagster resources read them from the environment when a run starts (`trading/guards.py`
+    decides the mode from them), so a value set after the code location loaded still counts.
+    """
+
+    trade_mode: str = "shadow"
+    analyst_model: str = "claude-haiku-4-5"
+    exit_probability: float = 0.45  # a model position closes when its probability drops below this
+    take_profit: Decimal = Decimal("0.01")
+    stop_loss: Decimal = Decimal("0.005")
+    max_holding_hours: int = 48
+    paper_notional: Decimal = Decimal("100")  # quote currency of the signal symbol
+    fee_rate: Decimal = Decimal("0.0005")
+    slippage: Decimal = Decimal("0.0005")
+    daily_loss_limit: Decimal = Decimal("50")
+    max_position_notional: Decimal = Decimal("200")
+    max_open_positions: int = 3
+    losing_streak: int = 3
+    cooldown_hours: int = 24
+    order_krw: Decimal = Decimal("10000")  # what a live or test entry spends on Upbit
+    market_map: tuple[tuple[str, str], ...] = ()  # signal symbol -> Upbit market overrides
+    order_poll_interval_s: float = 5.0
+    order_max_polls: int = 24
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TradingSettings:
+        mode = env.get("UPBIT_TRADE_MODE", "").strip().lower() or "shadow"
+        if mode not in TRADE_MODES:
+            raise ConfigError(f"UPBIT_TRADE_MODE: {mode!r} is not one of {', '.join(TRADE_MODES)}")
+        pairs = []
+        for entry in (e.strip() for e in env.get("UPBIT_MARKET_MAP", "").split(",") if e.strip()):
+            symbol, _, market = entry.partition("=")
+            if not SYMBOL_PATTERN.match(symbol.strip()) or not re.fullmatch(r"[A-Z]{2,10}-[A-Z0-9]{2,20}", market.strip()):
+                raise ConfigError(f"UPBIT_MARKET_MAP: {entry!r} is not SYMBOL=QUOTE-BASE (e.g. BTCUSDT=KRW-BTC)")
+            pairs.append((symbol.strip(), market.strip()))
+        _bool(env, "LIVE_TRADING_ENABLED", False)  # a malformed value fails here, loudly
+        return cls(
+            trade_mode=mode,
+            analyst_model=env.get("COINPILOT_ANALYST_MODEL", "").strip() or cls.analyst_model,
+            exit_probability=env_number(env, "INFERENCE_EXIT_PROB_THRESHOLD", 0.45, float, low=0, high=1),
+            take_profit=_decimal(env, "PAPER_TAKE_PROFIT", "0.01"),
+            stop_loss=_decimal(env, "PAPER_STOP_LOSS", "0.005"),
+            max_holding_hours=env_number(env, "PAPER_MAX_HOLDING_HOURS", 48, int, low=1),
+            paper_notional=_decimal(env, "PAPER_TRADE_NOTIONAL", "100"),
+            fee_rate=_decimal(env, "PAPER_FEE_RATE", "0.0005"),
+            slippage=_decimal(env, "PAPER_SLIPPAGE", "0.0005"),
+            daily_loss_limit=_decimal(env, "RISK_DAILY_LOSS_LIMIT", "50"),
+            max_position_notional=_decimal(env, "RISK_MAX_POSITION_NOTIONAL", "200"),
+            max_open_positions=env_number(env, "RISK_MAX_OPEN_POSITIONS", 3, int, low=1),
+            losing_streak=env_number(env, "RISK_LOSING_STREAK", 3, int, low=1),
+            cooldown_hours=env_number(env, "RISK_COOLDOWN_HOURS", 24, int, low=0),
+            order_krw=_decimal(env, "UPBIT_ORDER_KRW", "10000"),
+            market_map=tuple(pairs),
+            order_poll_interval_s=env_number(env, "LIVE_ORDER_POLL_INTERVAL_SEC", 5.0, float, low=0),
+            order_max_polls=env_number(env, "LIVE_ORDER_MAX_POLLS", 24, int, low=1),
+        )
+
+
 def _cron(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip() or default
     if len(value.split()) != 5:
@@ -206,6 +294,7 @@ class Settings:
     news_health: HealthThresholds = field(default_factory=HealthThresholds)
     continuity: ContinuitySettings = field(default_factory=ContinuitySettings)
     models: ModelSettings = field(default_factory=ModelSettings)
+    trading: TradingSettings = field(default_factory=TradingSettings)
 
     @property
     def dagster_home(self) -> Path:
@@ -294,5 +383,6 @@ class Settings:
             news_health=news_health,
             continuity=ContinuitySettings.from_env(env),
             models=ModelSettings.from_env(env),
+            trading=TradingSettings.from_env(env),
         )
 

@@ -42,9 +42,9 @@ def test_definitions_carry_every_contract_name() -> None:
 
     for asset in ("candles", "gap_segments", "features", "signal_model", "calibration_report"):
         assert defs.resolve_assets_def(asset)
-    for job in ("gap_repair_job", "continuity_scan_job", "retrain_job"):
+    for job in ("gap_repair_job", "continuity_scan_job", "retrain_job", "order_executor_job"):
         assert defs.resolve_job_def(job)
-    for sensor in ("live_kline_sensor", "retrain_sensor"):
+    for sensor in ("live_kline_sensor", "retrain_sensor", "order_signal_sensor"):
         assert defs.resolve_sensor_def(sensor)
     for schedule in ("continuity_scan_schedule", "retrain_schedule"):
         assert defs.resolve_schedule_def(schedule)
@@ -110,7 +110,10 @@ def test_demo_runs_on_a_fresh_home_and_prints_the_summary(tmp_path: Path) -> Non
     assert (tmp_path / "home" / "dagster" / "dagster.yaml").exists()
     # The runs are recorded in the local Dagster instance for the UI to show.
     instance = dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
-    assert len(instance.get_runs()) == 5  # candles + features per symbol, retrain, calibration, news
+    # candles + features per symbol, retrain, calibration, six executor replays, news
+    assert len(instance.get_runs()) == 11
+    assert "order_executor_job (shadow mode: no exchange call)" in result.stdout
+    assert "| BTCUSDT  | model          | enter    |" in result.stdout
     instance.dispose()
 
 

@@ -110,6 +110,16 @@ CREATE INDEX ix_gap_segments_exchange_symbol_interval_state_from_open_time ON ga
 
 CREATE INDEX ix_gap_segments_state_next_attempt_at ON gap_segments (state, next_attempt_at);
 
+CREATE TABLE live_positions (
+	exchange VARCHAR(16) NOT NULL,
+	market VARCHAR(32) NOT NULL,
+	quantity NUMERIC NOT NULL,
+	avg_price NUMERIC NOT NULL,
+	realized_pnl NUMERIC NOT NULL,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_live_positions PRIMARY KEY (exchange, market)
+);
+
 CREATE TABLE model_inference_log (
 	id BIGSERIAL NOT NULL,
 	exchange VARCHAR(16) NOT NULL,
@@ -187,6 +197,70 @@ CREATE TABLE promotion_events (
 	CONSTRAINT uq_promotion_events_model_name_challenger_version UNIQUE (model_name, challenger_version)
 );
 
+CREATE TABLE risk_state (
+	profile VARCHAR(32) NOT NULL,
+	trading_day TIMESTAMP WITH TIME ZONE NOT NULL,
+	daily_realized_pnl NUMERIC NOT NULL,
+	consecutive_losses INTEGER NOT NULL,
+	cooldown_until TIMESTAMP WITH TIME ZONE,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_risk_state PRIMARY KEY (profile)
+);
+
+CREATE TABLE trade_signals (
+	id BIGSERIAL NOT NULL,
+	signal_key VARCHAR(128) NOT NULL,
+	exchange VARCHAR(16) NOT NULL,
+	symbol VARCHAR(32) NOT NULL,
+	interval VARCHAR(8) NOT NULL,
+	strategy VARCHAR(32) NOT NULL,
+	action VARCHAR(8) NOT NULL,
+	bar_open_time TIMESTAMP WITH TIME ZONE NOT NULL,
+	reason TEXT NOT NULL,
+	probability DOUBLE PRECISION,
+	close NUMERIC NOT NULL,
+	context TEXT NOT NULL,
+	paper_trade_id BIGINT,
+	status VARCHAR(16) NOT NULL,
+	status_reason TEXT,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_trade_signals PRIMARY KEY (id),
+	CONSTRAINT ck_trade_signals_action CHECK (action IN ('enter', 'exit')),
+	CONSTRAINT ck_trade_signals_status CHECK (status IN ('new', 'approved', 'confirmed', 'rejected', 'executed', 'expired')),
+	CONSTRAINT uq_trade_signals_signal_key UNIQUE (signal_key)
+);
+
+CREATE INDEX ix_trade_signals_status ON trade_signals (status);
+
+CREATE TABLE upbit_account_snapshots (
+	id BIGSERIAL NOT NULL,
+	taken_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	currency VARCHAR(16) NOT NULL,
+	balance NUMERIC NOT NULL,
+	locked NUMERIC NOT NULL,
+	avg_buy_price NUMERIC,
+	unit_currency VARCHAR(16),
+	CONSTRAINT pk_upbit_account_snapshots PRIMARY KEY (id)
+);
+
+CREATE TABLE agent_decisions (
+	id BIGSERIAL NOT NULL,
+	signal_id BIGINT NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	signal TEXT NOT NULL,
+	decision VARCHAR(8) NOT NULL,
+	confidence INTEGER,
+	reasoning TEXT,
+	model VARCHAR(64),
+	latency_ms INTEGER,
+	error TEXT,
+	CONSTRAINT pk_agent_decisions PRIMARY KEY (id),
+	CONSTRAINT ck_agent_decisions_decision CHECK (decision IN ('CONFIRM', 'REJECT', 'SKIPPED')),
+	CONSTRAINT fk_agent_decisions_signal_id_trade_signals FOREIGN KEY(signal_id) REFERENCES trade_signals (id)
+);
+
+CREATE INDEX ix_agent_decisions_signal_id ON agent_decisions (signal_id);
+
 CREATE TABLE news_articles (
 	id BIGSERIAL NOT NULL,
 	identity_key VARCHAR(64) NOT NULL,
@@ -245,6 +319,33 @@ CREATE TABLE news_polls (
 
 CREATE INDEX ix_news_polls_source_polled_at ON news_polls (source, polled_at);
 
+CREATE TABLE paper_trades (
+	id BIGSERIAL NOT NULL,
+	exchange VARCHAR(16) NOT NULL,
+	symbol VARCHAR(32) NOT NULL,
+	interval VARCHAR(8) NOT NULL,
+	strategy VARCHAR(32) NOT NULL,
+	side VARCHAR(8) NOT NULL,
+	entry_signal_id BIGINT NOT NULL,
+	entry_time TIMESTAMP WITH TIME ZONE NOT NULL,
+	entry_price NUMERIC NOT NULL,
+	quantity NUMERIC NOT NULL,
+	entry_fee NUMERIC NOT NULL,
+	exit_signal_id BIGINT,
+	exit_time TIMESTAMP WITH TIME ZONE,
+	exit_price NUMERIC,
+	exit_fee NUMERIC,
+	exit_reason VARCHAR(32),
+	pnl NUMERIC,
+	status VARCHAR(8) NOT NULL,
+	CONSTRAINT pk_paper_trades PRIMARY KEY (id),
+	CONSTRAINT ck_paper_trades_status CHECK (status IN ('open', 'closed')),
+	CONSTRAINT uq_paper_trades_entry_signal_id UNIQUE (entry_signal_id),
+	CONSTRAINT fk_paper_trades_entry_signal_id_trade_signals FOREIGN KEY(entry_signal_id) REFERENCES trade_signals (id),
+	CONSTRAINT uq_paper_trades_exit_signal_id UNIQUE (exit_signal_id),
+	CONSTRAINT fk_paper_trades_exit_signal_id_trade_signals FOREIGN KEY(exit_signal_id) REFERENCES trade_signals (id)
+);
+
 CREATE TABLE news_dedup_stats (
 	poll_id BIGINT NOT NULL,
 	rolling_ratio FLOAT,
@@ -273,3 +374,54 @@ CREATE TABLE news_source_items (
 );
 
 CREATE INDEX ix_news_source_items_article_id ON news_source_items (article_id);
+
+CREATE TABLE upbit_order_attempts (
+	id BIGSERIAL NOT NULL,
+	ts TIMESTAMP WITH TIME ZONE NOT NULL,
+	symbol VARCHAR(32) NOT NULL,
+	action VARCHAR(8) NOT NULL,
+	mode VARCHAR(8) NOT NULL,
+	side VARCHAR(4) NOT NULL,
+	ord_type VARCHAR(8) NOT NULL,
+	price NUMERIC,
+	volume NUMERIC,
+	paper_trade_id BIGINT NOT NULL,
+	identifier VARCHAR(64) NOT NULL,
+	request_json TEXT NOT NULL,
+	response_json TEXT,
+	status VARCHAR(16) NOT NULL,
+	error_msg TEXT,
+	uuid VARCHAR(64),
+	http_status INTEGER,
+	latency_ms INTEGER,
+	remaining_req VARCHAR(64),
+	retry_count INTEGER DEFAULT 0 NOT NULL,
+	final_state VARCHAR(16),
+	executed_volume NUMERIC,
+	paid_fee NUMERIC,
+	avg_price NUMERIC,
+	CONSTRAINT pk_upbit_order_attempts PRIMARY KEY (id),
+	CONSTRAINT ck_upbit_order_attempts_mode CHECK (mode IN ('shadow', 'test', 'live')),
+	CONSTRAINT ck_upbit_order_attempts_status CHECK (status IN ('sending', 'logged', 'test_ok', 'accepted', 'unknown', 'done', 'cancelled', 'error')),
+	CONSTRAINT fk_upbit_order_attempts_paper_trade_id_paper_trades FOREIGN KEY(paper_trade_id) REFERENCES paper_trades (id),
+	CONSTRAINT uq_upbit_order_attempts_identifier UNIQUE (identifier)
+);
+
+CREATE INDEX ix_upbit_order_attempts_status ON upbit_order_attempts (status);
+
+CREATE TABLE upbit_order_snapshots (
+	id BIGSERIAL NOT NULL,
+	attempt_id BIGINT NOT NULL,
+	polled_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	state VARCHAR(16) NOT NULL,
+	executed_volume NUMERIC,
+	remaining_volume NUMERIC,
+	paid_fee NUMERIC,
+	avg_price NUMERIC,
+	trades_count INTEGER,
+	raw_json TEXT NOT NULL,
+	CONSTRAINT pk_upbit_order_snapshots PRIMARY KEY (id),
+	CONSTRAINT fk_upbit_order_snapshots_attempt_id_upbit_order_attempts FOREIGN KEY(attempt_id) REFERENCES upbit_order_attempts (id)
+);
+
+CREATE INDEX ix_upbit_order_snapshots_attempt_id ON upbit_order_snapshots (attempt_id);

@@ -19,6 +19,8 @@ from coinpilot_pipelines.news.stats import health_table, source_health
 from coinpilot_pipelines.storage.candles import count_rejects, window_summary
 from coinpilot_pipelines.storage.database import get_engine
 from coinpilot_pipelines.storage.news import count_articles
+from coinpilot_pipelines.storage.trading import closed_trades
+from coinpilot_pipelines.trading.executor import decisions_table
 
 # The bundled BTCUSDT recording covers 2023-03-01..21; these days include the USDC de-peg
 # weekend, so the demo shows real market data (other symbols come from the synthetic market).
@@ -46,6 +48,7 @@ def run_demo(days: int) -> None:
         _materialize_candles(environment, definitions, instance, last_day)
         _print_candle_summary(environment, last_day)
         _train_and_calibrate(definitions, instance)
+        _run_executor(environment, definitions, instance, last_day)
         _materialize_news(environment, definitions, instance)
         _print_news_summary(environment)
     click.echo(f"\ndone in {time.monotonic() - started:.1f} s. See the runs, lineage and metadata in the UI:")
@@ -71,8 +74,10 @@ def _materialize_news(environment: LocalEnvironment, definitions: dg.Definitions
     click.echo(f"    run {result.run_id} succeeded")
 
 
-def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, **kwargs: object) -> dg.ExecuteInProcessResult:
-    result = job.execute_in_process(instance=instance, run_config=QUIET_LOGGING, raise_on_error=False, **kwargs)
+def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, run_config: dict | None = None,
+             **kwargs: object) -> dg.ExecuteInProcessResult:
+    result = job.execute_in_process(instance=instance, run_config={**QUIET_LOGGING, **(run_config or {})},
+                                    raise_on_error=False, **kwargs)
     if not result.success:
         failure = result.get_step_failure_events()
         reason = failure[0].step_failure_data.error.message.strip() if failure else "see the run in the UI"
@@ -102,6 +107,29 @@ def _train_and_calibrate(definitions: dg.Definitions, instance: dg.DagsterInstan
     click.echo(report["calibration"])
     verdict = "retrain recommended" if report["recommend_retrain"] else "no retrain needed"
     click.echo(f"    calibration report {report['report_id']}: {verdict} ({report['reason']})")
+
+
+def _run_executor(environment: LocalEnvironment, definitions: dg.Definitions, instance: dg.DagsterInstance,
+                  last_day: date) -> None:
+    """Replay the last demo day through the order executor, every few hours, in shadow mode."""
+    click.echo("\n  order_executor_job (shadow mode: no exchange call), replaying the last day every 4 hours ...")
+    job = definitions.resolve_job_def("order_executor_job")
+    for hour in range(4, 25, 4):
+        up_to = day_start(last_day) + timedelta(hours=hour) - environment.settings.interval.delta
+        _execute(job, instance, run_config={"ops": {
+            "resolve_trading_mode": {"config": {"mode": "shadow"}},
+            "collect_signals": {"config": {"up_to": up_to.isoformat()}}}})
+    engine = get_engine(environment.settings.database_url)
+    table = decisions_table(engine)
+    if table.empty:
+        click.echo("    no signal in the replayed day")
+        return
+    shown = table.assign(bar=table["bar_open_time"].map(lambda t: f"{t:%m-%d %H:%M}"))
+    columns = ["symbol", "strategy", "action", "bar", "decision", "status", "status_reason"]
+    click.echo(shown[[c for c in columns if c in shown.columns]].fillna("").to_markdown(index=False))
+    trades = closed_trades(engine)
+    if not trades.empty:
+        click.echo(f"    {len(trades)} paper trades closed, realized PnL {trades['pnl'].sum():.4f} (quote currency)")
 
 
 def _print_candle_summary(environment: LocalEnvironment, last_day: date) -> None:

@@ -30,6 +30,7 @@ from coinpilot_pipelines.market.candles import (
     CandleBatch,
     CandleReject,
     build_candle_frame,
+    closed_in_window,
     invalid_decimal_mask,
 )
 from coinpilot_pipelines.market.intervals import Interval, from_ms, to_ms
@@ -292,14 +293,8 @@ def parse_kline_bodies(bodies: list[bytes], *, now_ms: int | None, window: tuple
         return parse_kline_rows(rows, now_ms=now_ms, window=window)
     open_ms = table["t"].to_numpy()
     close_ms = table["T"].to_numpy()
-    keep = np.ones(len(open_ms), dtype=bool)
-    open_bars = 0
-    if now_ms is not None:
-        not_closed = close_ms > now_ms
-        open_bars = int(not_closed.sum())
-        keep &= ~not_closed
-    if window is not None:
-        keep &= (open_ms >= window[0]) & (open_ms < window[1])
+    keep, open_bars = closed_in_window(np.ones(len(open_ms), dtype=bool), open_ms, close_ms, now_ms=now_ms,
+                                       window=window)
     selection = pa.array(keep)
     frame = build_candle_frame(
         open_time_ms=open_ms[keep],
@@ -348,13 +343,7 @@ def parse_kline_rows(rows: list, *, now_ms: int | None, window: tuple[int, int] 
         decimals[name] = values
 
     keep = np.array([int(i) not in reasons for i in index], dtype=bool) if reasons else np.ones(len(index), bool)
-    open_bars = 0
-    if now_ms is not None:
-        not_closed = keep & (close_ms > now_ms)
-        open_bars = int(not_closed.sum())
-        keep &= ~not_closed
-    if window is not None:
-        keep &= (open_ms >= window[0]) & (open_ms < window[1])
+    keep, open_bars = closed_in_window(keep, open_ms, close_ms, now_ms=now_ms, window=window)
 
     frame = build_candle_frame(
         open_time_ms=open_ms[keep],

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 class ExchangeError(RuntimeError):
     """A request to an exchange failed for good; the message names the request and the cause."""
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class ExchangeRequestError(ExchangeError):
     """The exchange refused the request itself (4xx): retrying the same request cannot help."""
@@ -115,6 +119,7 @@ def request_json(
     policy: RetryPolicy,
     gate: RequestGate,
     params: Mapping[str, Any] | None = None,
+    headers: Callable[[], Mapping[str, str]] | None = None,
     decode: Callable[[bytes], Any] = json.loads,
     on_response: Callable[[httpx.Response], None] | None = None,
     stats: RequestStats | None = None,
@@ -123,7 +128,8 @@ def request_json(
 ) -> tuple[Any, httpx.Response]:
     """Send one request with bounded retries and return the decoded JSON body and the response.
 
-    ``what`` describes the request in errors and logs (never include secrets in it).
+    ``what`` describes the request in errors and logs (never include secrets in it). ``headers``
+    is called before every attempt, so signed requests get a fresh signature (and nonce) each try.
     """
     rng = rng or random.Random()
     stats = stats if stats is not None else RequestStats()
@@ -134,7 +140,7 @@ def request_json(
         gate.wait()
         stats.requests += 1
         try:
-            response = http.request(method, url, params=params)
+            response = http.request(method, url, params=params, headers=headers() if headers else None)
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             # TransportError covers refused connections and bodies cut short (RemoteProtocolError).
             last_error = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
@@ -163,7 +169,7 @@ def request_json(
             if status >= 500:
                 last_error = f"HTTP {status} {_body_excerpt(response)}"
             elif status >= 400:
-                raise ExchangeRequestError(f"{what}: HTTP {status} {_body_excerpt(response)}")
+                raise ExchangeRequestError(f"{what}: HTTP {status} {_body_excerpt(response)}", status=status)
             else:
                 try:
                     return decode(response.content), response

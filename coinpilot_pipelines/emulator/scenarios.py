@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from coinpilot_pipelines.emulator.upbit_exchange import ExchangeScenario
+
 from coinpilot_pipelines.emulator.feeds import BUNDLED_FEEDS, DEFAULT_SOURCES, item_count
 
 MALFORMED_KINDS = (
@@ -204,6 +206,15 @@ def _poll_spec(spec: Any, where: str) -> PollSpec:
     return PollSpec(feed, items, restamp, frozenset(indices(spec.get("bad_dates", []), "bad_dates")))
 
 
+def _exchange(doc: Any) -> ExchangeScenario:
+    if not isinstance(doc, dict):
+        raise ScenarioError(f"upbit_exchange: expected a JSON object, got {type(doc).__name__}")
+    unknown = set(doc) - set(ExchangeScenario.__dataclass_fields__)
+    if unknown:
+        raise ScenarioError(f"upbit_exchange: unknown fields {', '.join(sorted(unknown))}")
+    return ExchangeScenario(**doc)
+
+
 def _news_fault(fault: Any, where: str) -> NewsFault:
     if isinstance(fault, str):
         fault = {"kind": fault}
@@ -235,6 +246,7 @@ class Scenario:
     weight_limit: int = 6000
     weight_window_s: float = 60.0
     news: NewsScenario = field(default_factory=NewsScenario)
+    upbit_exchange: ExchangeScenario = field(default_factory=ExchangeScenario)
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Scenario:
@@ -282,6 +294,7 @@ class Scenario:
             weight_limit=int(doc.get("weight_limit", 6000)),
             weight_window_s=float(doc.get("weight_window_s", 60.0)),
             news=NewsScenario.from_dict(doc.get("news", {})),
+            upbit_exchange=_exchange(doc.get("upbit_exchange") or {}),
         )
 
 

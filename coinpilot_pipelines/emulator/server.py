@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,6 +30,7 @@ from coinpilot_pipelines.emulator.market import MINUTE_MS, MarketReplay
 from coinpilot_pipelines.emulator.news import NewsReplay
 from coinpilot_pipelines.emulator.scenarios import Scenario, ScenarioError, parse_time_ms
 from coinpilot_pipelines.emulator.synthetic import LISTING_DATE
+from coinpilot_pipelines.emulator.upbit_exchange import DEFAULT_KEYS, UpbitExchange
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class Reply:
 
 
 def _json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status, json.dumps(payload, separators=(",", ":")).encode(), headers or {})
+    return Reply(status, json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(), headers or {})
 
 
 def _binance_error(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> Reply:
@@ -94,15 +96,26 @@ def _upbit_error(status: int, name: str, message: str) -> Reply:
 class EmulatorState:
     """Everything the handler threads share: market data, scenario, clock and counters."""
 
-    def __init__(self, scenario: Scenario | None = None) -> None:
+    def __init__(self, scenario: Scenario | None = None, upbit_keys: dict[str, str] | None = None) -> None:
         self.market = MarketReplay()
         self.clock = EmulatorClock()
         self.lock = threading.Lock()
+        self.exchange = UpbitExchange(price_of=self._last_upbit_price, keys=dict(upbit_keys or DEFAULT_KEYS))
         self.set_scenario(scenario or Scenario())
 
+    def _last_upbit_price(self, market: str) -> Decimal:
+        now = self.clock.now_ms()
+        _, rows = self.market.upbit_candles(market, 1, now - 86_400_000, now + 1)
+        if not rows:
+            raise ValueError(f"no {market} candles to price an order")
+        return Decimal(str(json.loads(rows[-1])["trade_price"]))
+
     def set_scenario(self, scenario: Scenario) -> None:
+        self.exchange.scenario = scenario.upbit_exchange
+        self.exchange.reset()
         with self.lock:
             self.scenario = scenario
+            self.by_route: Counter[str] = Counter()
             self.news = NewsReplay(scenario.news)
             self.market_requests = 0
             self.by_status: Counter[str] = Counter()
@@ -120,6 +133,8 @@ class EmulatorState:
                 "by_status": dict(self.by_status),
                 "weight_used": self.weight_used,
                 "news_requests": dict(self.news.requests),
+                "by_route": dict(self.by_route),
+                "upbit_orders": self.exchange.order_count(),
             }
 
     # -- faults shared by every market endpoint ----------------------------------------------
@@ -259,6 +274,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         truncate = False
+        if not url.path.startswith("/_emulator/"):
+            with state.lock:
+                state.by_route[f"{method} {url.path}"] += 1
         try:
             if url.path.startswith("/_emulator/"):
                 reply = self._admin(method, url.path, body)
@@ -268,6 +286,8 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = _json_reply(200, {} if url.path.endswith("ping") else {"serverTime": state.clock.now_ms()})
             elif method == "GET" and (match := re.fullmatch(r"/v1/candles/minutes/(\d+)", url.path)):
                 reply, truncate = self._market("upbit", params, lambda p: self._upbit_candles(int(match.group(1)), p))
+            elif url.path in ("/v1/accounts", "/v1/orders", "/v1/orders/test", "/v1/order"):
+                reply = self._upbit_exchange(method, url.path, params, body)
             elif method == "GET" and url.path.rstrip("/") == "/rss":
                 reply = _json_reply(200, {"sources": state.news.sources()})
             elif method == "GET" and (match := re.fullmatch(r"/rss/([^/]+)", url.path)):
@@ -393,6 +413,32 @@ class _Handler(BaseHTTPRequestHandler):
         rows = [r for r, h in zip(rows, hide, strict=True) if not h]
         return Reply(200, ("[" + ",".join(rows) + "]").encode(), {"Content-Type": "application/json;charset=UTF-8"})
 
+    # -- Upbit exchange ----------------------------------------------------------------------
+    def _upbit_exchange(self, method: str, path: str, params: dict[str, str], body: bytes) -> Reply:
+        exchange = self.server.state.exchange
+        now = self.server.state.clock.now_ms()
+        routes = {("GET", "/v1/accounts"), ("POST", "/v1/orders"), ("POST", "/v1/orders/test"), ("GET", "/v1/order")}
+        if (method, path) not in routes:
+            return _upbit_error(405, "method_not_allowed", f"{method} {path} is not supported")
+        if method == "POST":
+            try:
+                params = json.loads(body or b"{}")
+            except ValueError:
+                return _upbit_error(400, "invalid_json", "request body is not JSON")
+            if not isinstance(params, dict):
+                return _upbit_error(400, "invalid_json", "request body is not a JSON object")
+        refused, remaining = exchange.remaining("order" if method == "POST" else "default", now)
+        denied = refused or exchange.authenticate(self.headers.get("Authorization"), params)
+        if denied is None:
+            if path == "/v1/accounts":
+                denied = exchange.accounts()
+            elif path == "/v1/order":
+                denied = exchange.lookup(params)
+            else:
+                denied = exchange.create(params, test=path.endswith("/test"), now_ms=now)
+        status, payload = denied
+        return _json_reply(status, payload, {"Remaining-Req": remaining})
+
     # -- admin -----------------------------------------------------------------------------
     def _admin(self, method: str, path: str, body: bytes) -> Reply:
         state = self.server.state
@@ -485,8 +531,9 @@ class _EmulatorHTTPServer(ThreadingHTTPServer):
 class Emulator:
     """The emulator on a background thread: ``with Emulator() as emu: ... emu.url``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, scenario: Scenario | None = None) -> None:
-        self.state = EmulatorState(scenario)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, scenario: Scenario | None = None,
+                 upbit_keys: dict[str, str] | None = None) -> None:
+        self.state = EmulatorState(scenario, upbit_keys)
         self._server = _EmulatorHTTPServer((host, port), self.state)
         self._thread: threading.Thread | None = None
 

@@ -103,6 +103,23 @@ def epoch_ms(times: pd.Series) -> np.ndarray:
     return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ms]").astype(np.int64)
 
 
+def closed_in_window(keep: np.ndarray, open_ms: np.ndarray, close_ms: np.ndarray, *, now_ms: int | None,
+                     window: tuple[int, int] | None) -> tuple[np.ndarray, int]:
+    """Narrow ``keep`` to closed bars inside ``window``; also return how many were still open.
+
+    A bar whose close time is after ``now_ms`` is still forming: it is counted, not stored, and
+    fetched again later. Bars outside the requested window belong to another fetch.
+    """
+    open_bars = 0
+    if now_ms is not None:
+        not_closed = keep & (close_ms > now_ms)
+        open_bars = int(not_closed.sum())
+        keep = keep & ~not_closed
+    if window is not None:
+        keep = keep & (open_ms >= window[0]) & (open_ms < window[1])
+    return keep, open_bars
+
+
 @dataclass
 class NormalizedCandles:
     frame: pd.DataFrame

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from coinpilot_pipelines.market.candles import SeriesKey
+from coinpilot_pipelines.storage.features import read_closes
 from coinpilot_pipelines.storage.schema import calibration_reports, model_inference_log, promotion_events
 
 
@@ -105,3 +106,19 @@ def earlier_gap_flags(engine: Engine, model_name: str, version: str, limit: int)
              .order_by(calibration_reports.c.id.desc()).limit(limit))
     with engine.connect() as connection:
         return [bool(flag) for flag in connection.execute(query).scalars()]
+
+
+def scored_bars(engine: Engine, series: SeriesKey, start: datetime, end: datetime) -> pd.DataFrame:
+    """``open_time``, ``probability``, ``close`` of each bar in ``[start, end)`` the log scored,
+    by whichever model scored it last (the champion of the moment), ascending."""
+    query = select(model_inference_log.c.id, model_inference_log.c.open_time, model_inference_log.c.probability).where(
+        model_inference_log.c.exchange == series.exchange, model_inference_log.c.symbol == series.symbol,
+        model_inference_log.c.interval == series.interval.code, model_inference_log.c.open_time >= start,
+        model_inference_log.c.open_time < end)
+    with engine.connect() as connection:
+        scored = pd.DataFrame(connection.execute(query).all(), columns=["id", "open_time", "probability"])
+    scored["open_time"] = pd.to_datetime(scored["open_time"], utc=True)
+    latest = scored.sort_values("id").drop_duplicates("open_time", keep="last")
+    closes = read_closes(engine, series, start, end)[["open_time", "close"]]
+    return latest.merge(closes, on="open_time", how="inner").sort_values("open_time")[
+        ["open_time", "probability", "close"]].reset_index(drop=True)

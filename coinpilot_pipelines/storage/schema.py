@@ -311,3 +311,153 @@ news_dedup_stats = Table(
     Column("health_score", Float(), nullable=False),
     Column("computed_at", UtcTimestamp(), nullable=False),
 )
+
+# -- trading -------------------------------------------------------------------------------------
+
+# A signal is computed from stored data and keyed by what it is about, so computing it again
+# (a re-run, two executors at once) finds the same row instead of adding one.
+trade_signals = Table(
+    "trade_signals",
+    metadata,
+    Column("id", Identity64, primary_key=True, autoincrement=True),
+    Column("signal_key", String(128), nullable=False, unique=True),
+    *_series_columns(),
+    Column("strategy", String(32), nullable=False),
+    Column("action", String(8), nullable=False),
+    Column("bar_open_time", UtcTimestamp(), nullable=False),  # the bar the signal was computed on
+    Column("reason", Text(), nullable=False),
+    Column("probability", Double(), nullable=True),
+    Column("close", ExactDecimal(), nullable=False),
+    Column("context", Text(), nullable=False),  # JSON: the features and figures the signal saw
+    Column("paper_trade_id", Identity64, nullable=True),  # the trade an exit closes
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text(), nullable=True),
+    Column("created_at", UtcTimestamp(), nullable=False),
+    CheckConstraint("action IN ('enter', 'exit')", name="action"),
+    CheckConstraint("status IN ('new', 'approved', 'confirmed', 'rejected', 'executed', 'expired')", name="status"),
+    Index(None, "status"),
+)
+
+paper_trades = Table(
+    "paper_trades",
+    metadata,
+    Column("id", Identity64, primary_key=True, autoincrement=True),
+    *_series_columns(),
+    Column("strategy", String(32), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("entry_signal_id", Identity64, ForeignKey("trade_signals.id"), nullable=False, unique=True),
+    Column("entry_time", UtcTimestamp(), nullable=False),  # open of the bar after the signal
+    Column("entry_price", ExactDecimal(), nullable=False),
+    Column("quantity", ExactDecimal(), nullable=False),
+    Column("entry_fee", ExactDecimal(), nullable=False),
+    Column("exit_signal_id", Identity64, ForeignKey("trade_signals.id"), nullable=True, unique=True),
+    Column("exit_time", UtcTimestamp(), nullable=True),
+    Column("exit_price", ExactDecimal(), nullable=True),
+    Column("exit_fee", ExactDecimal(), nullable=True),
+    Column("exit_reason", String(32), nullable=True),
+    Column("pnl", ExactDecimal(), nullable=True),
+    Column("status", String(8), nullable=False),
+    CheckConstraint("status IN ('open', 'closed')", name="status"),
+)
+
+risk_state = Table(
+    "risk_state",
+    metadata,
+    Column("profile", String(32), primary_key=True),
+    Column("trading_day", UtcTimestamp(), nullable=False),  # 00:00 UTC of the day the PnL belongs to
+    Column("daily_realized_pnl", ExactDecimal(), nullable=False),
+    Column("consecutive_losses", Integer(), nullable=False),
+    Column("cooldown_until", UtcTimestamp(), nullable=True),
+    Column("updated_at", UtcTimestamp(), nullable=False),
+)
+
+live_positions = Table(
+    "live_positions",
+    metadata,
+    Column("exchange", String(16), nullable=False),
+    Column("market", String(32), nullable=False),
+    Column("quantity", ExactDecimal(), nullable=False),
+    Column("avg_price", ExactDecimal(), nullable=False),
+    Column("realized_pnl", ExactDecimal(), nullable=False),
+    Column("updated_at", UtcTimestamp(), nullable=False),
+    PrimaryKeyConstraint("exchange", "market"),
+)
+
+upbit_order_attempts = Table(
+    "upbit_order_attempts",
+    metadata,
+    Column("id", Identity64, primary_key=True, autoincrement=True),
+    Column("ts", UtcTimestamp(), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("action", String(8), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("ord_type", String(8), nullable=False),
+    Column("price", ExactDecimal(), nullable=True),
+    Column("volume", ExactDecimal(), nullable=True),
+    Column("paper_trade_id", Identity64, ForeignKey("paper_trades.id"), nullable=False),
+    Column("identifier", String(64), nullable=False, unique=True),
+    Column("request_json", Text(), nullable=False),  # the order body: never headers, never keys
+    Column("response_json", Text(), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("error_msg", Text(), nullable=True),
+    Column("uuid", String(64), nullable=True),
+    Column("http_status", Integer(), nullable=True),
+    Column("latency_ms", Integer(), nullable=True),
+    Column("remaining_req", String(64), nullable=True),
+    Column("retry_count", Integer(), nullable=False, server_default=text("0")),
+    Column("final_state", String(16), nullable=True),
+    Column("executed_volume", ExactDecimal(), nullable=True),
+    Column("paid_fee", ExactDecimal(), nullable=True),
+    Column("avg_price", ExactDecimal(), nullable=True),
+    CheckConstraint("mode IN ('shadow', 'test', 'live')", name="mode"),
+    CheckConstraint(
+        "status IN ('sending', 'logged', 'test_ok', 'accepted', 'unknown', 'done', 'cancelled', 'error')",
+        name="status"),
+    Index(None, "status"),
+)
+
+upbit_order_snapshots = Table(
+    "upbit_order_snapshots",
+    metadata,
+    Column("id", Identity64, primary_key=True, autoincrement=True),
+    Column("attempt_id", Identity64, ForeignKey("upbit_order_attempts.id"), nullable=False),
+    Column("polled_at", UtcTimestamp(), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("executed_volume", ExactDecimal(), nullable=True),
+    Column("remaining_volume", ExactDecimal(), nullable=True),
+    Column("paid_fee", ExactDecimal(), nullable=True),
+    Column("avg_price", ExactDecimal(), nullable=True),
+    Column("trades_count", Integer(), nullable=True),
+    Column("raw_json", Text(), nullable=False),
+    Index(None, "attempt_id"),
+)
+
+upbit_account_snapshots = Table(
+    "upbit_account_snapshots",
+    metadata,
+    Column("id", Identity64, primary_key=True, autoincrement=True),
+    Column("taken_at", UtcTimestamp(), nullable=False),
+    Column("currency", String(16), nullable=False),
+    Column("balance", ExactDecimal(), nullable=False),
+    Column("locked", ExactDecimal(), nullable=False),
+    Column("avg_buy_price", ExactDecimal(), nullable=True),
+    Column("unit_currency", String(16), nullable=True),
+)
+
+agent_decisions = Table(
+    "agent_decisions",
+    metadata,
+    Column("id", Identity64, primary_key=True, autoincrement=True),
+    Column("signal_id", Identity64, ForeignKey("trade_signals.id"), nullable=False),
+    Column("created_at", UtcTimestamp(), nullable=False),
+    Column("signal", Text(), nullable=False),  # JSON: what the analyst was shown
+    Column("decision", String(8), nullable=False),
+    Column("confidence", Integer(), nullable=True),
+    Column("reasoning", Text(), nullable=True),
+    Column("model", String(64), nullable=True),
+    Column("latency_ms", Integer(), nullable=True),
+    Column("error", Text(), nullable=True),
+    CheckConstraint("decision IN ('CONFIRM', 'REJECT', 'SKIPPED')", name="decision"),
+    Index(None, "signal_id"),
+)

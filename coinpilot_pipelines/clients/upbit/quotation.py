@@ -1,6 +1,6 @@
 """Upbit quotation API: ``GET /v1/candles/minutes/{unit}``.
 
-The only module that builds Upbit URLs or reads Upbit payloads. Upbit answers newest first,
+Upbit answers newest first,
 at most 200 candles per call, before an exclusive ``to``; the open time is
 ``candle_date_time_utc``. ``timestamp`` is the time of the candle's last trade, which can fall
 after the candle ended, so it is never used as a time key.
@@ -25,6 +25,7 @@ from coinpilot_pipelines.market.candles import (
     CandleBatch,
     CandleReject,
     build_candle_frame,
+    closed_in_window,
     epoch_ms,
     invalid_decimal_mask,
 )
@@ -195,13 +196,7 @@ def parse_candles(
 
     keep = np.array([int(i) not in reasons for i in index], dtype=bool)
     close_ms = open_ms + interval.ms - 1
-    open_bars = 0
-    if now_ms is not None:
-        not_closed = keep & (close_ms > now_ms)
-        open_bars = int(not_closed.sum())
-        keep &= ~not_closed
-    if window is not None:
-        keep &= (open_ms >= window[0]) & (open_ms < window[1])
+    keep, open_bars = closed_in_window(keep, open_ms, close_ms, now_ms=now_ms, window=window)
 
     frame = build_candle_frame(
         open_time_ms=open_ms[keep],

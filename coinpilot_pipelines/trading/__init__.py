@@ -1,0 +1,1 @@
+"""The trading path: signals, paper trades, risk, AI review and the guarded order executor."""

@@ -1,0 +1,140 @@
+"""`order_executor_job` and `order_signal_sensor` through Dagster; no secret leaks anywhere."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+import dagster as dg
+import httpx2
+import pytest
+from dagster._serdes import serialize_value
+from sqlalchemy import select
+
+from coinpilot_pipelines.clients.anthropic_analyst import AnthropicAnalyst
+from coinpilot_pipelines.defs import build_resources
+from coinpilot_pipelines.defs.trading import AnalystResource, build_trading_definitions
+from coinpilot_pipelines.emulator.server import Emulator
+from coinpilot_pipelines.storage.database import get_engine
+from coinpilot_pipelines.storage.schema import metadata
+from coinpilot_pipelines.storage.trading import attempts, decisions, signals_with_status, store_signals
+from coinpilot_pipelines.trading.guards import LIVE_GUARD_PHRASE
+from coinpilot_pipelines.trading.signals import Signal
+
+from .dagster_helpers import QUIET, settings_for
+from .test_ai_review import tool_answer
+from .trading_helpers import BTC, MARKET_START, stored_market
+
+MARKER_ACCESS = "MARKER-ACCESS-3f9a1c"
+MARKER_SECRET = "MARKER-SECRET-7be2d4-0123456789abcdef0123"
+MARKER_ANTHROPIC = "sk-ant-MARKER-5c8e0b"
+
+
+class MockedAnalystResource(AnalystResource):
+    """The analyst with Anthropic's API replaced by a mock transport: the one system not run here."""
+
+    def analyst(self) -> AnthropicAnalyst | None:
+        if not self.api_key:
+            return None
+
+        def answer(request: httpx2.Request) -> httpx2.Response:
+            assert request.headers["authorization"] == f"Bearer {self.api_key}"
+            return tool_answer("CONFIRM", 93)
+
+        return AnthropicAnalyst(self.api_key, self.model, max_retries=0,
+                                http_client=httpx2.Client(transport=httpx2.MockTransport(answer)))
+
+
+def executor_definitions(db: str, emulator_url: str) -> dg.Definitions:
+    settings = settings_for(db, emulator_url, COINPILOT_SYMBOLS="BTCUSDT", LIVE_ORDER_POLL_INTERVAL_SEC="0.01")
+    trading = build_trading_definitions(settings.trading, 0.5, settings.symbols)
+    resources = build_resources(settings)
+    resources["analyst"] = MockedAnalystResource(api_key=resources["analyst"].api_key, model="claude-haiku-4-5")
+    return dg.Definitions(jobs=trading["jobs"], sensors=trading["sensors"], resources=resources)
+
+
+def pending_entry(db: str) -> int:
+    bar = MARKET_START + timedelta(minutes=10)
+    (signal_id,) = store_signals(get_engine(db), BTC, [
+        Signal("model:BTCUSDT:enter:test", "BTCUSDT", "model", "enter", bar, "test entry", Decimal("42000"), 0.8)], bar)
+    return signal_id
+
+
+def test_a_live_run_leaks_no_secret_to_logs_metadata_or_tables(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture, capfd) -> None:  # noqa: ANN001
+    for name, value in {"UPBIT_ACCESS_KEY": MARKER_ACCESS, "UPBIT_SECRET_KEY": MARKER_SECRET,
+                        "ANTHROPIC_API_KEY": MARKER_ANTHROPIC, "LIVE_TRADING_ENABLED": "true",
+                        "UPBIT_TRADE_MODE": "live", "LIVE_GUARD_PHRASE": LIVE_GUARD_PHRASE,
+                        "PAPER_POLICY_PROFILE": "production"}.items():
+        monkeypatch.setenv(name, value)
+    caplog.set_level(logging.DEBUG)
+    with Emulator(upbit_keys={MARKER_ACCESS: MARKER_SECRET}) as emulator:
+        stored_market(sqlite_url, emulator.url, minutes=30)
+        signal = pending_entry(sqlite_url)
+        defs = executor_definitions(sqlite_url, emulator.url)
+        instance = dg.DagsterInstance.ephemeral()
+        result = defs.resolve_job_def("order_executor_job").execute_in_process(instance=instance, run_config=QUIET)
+        assert result.success
+        tokens = list(emulator.state.exchange.tokens_seen)
+        assert emulator.stats()["by_route"]["POST /v1/orders"] == 1
+
+    engine = get_engine(sqlite_url)
+    assert signals_with_status(engine, ["executed"])["id"].tolist() == [signal]
+    assert decisions(engine)["decision"].tolist() == ["CONFIRM"]
+    assert attempts(engine)["status"].tolist() == ["done"]
+    run = instance.get_run_by_id(result.run_id)
+    assert run.tags["coinpilot/effective_mode"] == "live"
+
+    haystacks = [serialize_value(entry) for entry in instance.all_logs(result.run_id)]
+    haystacks += [serialize_value(run), caplog.text, *capfd.readouterr()]
+    with engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            haystacks.append(repr(connection.execute(select(table)).all()))
+    secrets = [MARKER_ACCESS, MARKER_SECRET, MARKER_ANTHROPIC, *tokens]
+    assert len(tokens) >= 3  # accounts, the order, its lookups: each with a fresh JWT
+    for haystack in haystacks:
+        for secret in secrets:
+            assert secret not in haystack, f"a secret leaked: {secret[:24]}..."
+    # The order's request was recorded -- without any credential in it.
+    (attempt,) = attempts(engine).itertuples(index=False)
+    assert json.loads(attempt.request_json) == {"identifier": "paper-1-buy", "market": "KRW-BTC", "ord_type": "price",
+                                                "price": "10000", "side": "bid"}
+
+
+def test_shadow_run_records_the_mode_and_why_and_calls_no_exchange(sqlite_url: str, emulator) -> None:  # noqa: ANN001
+    stored_market(sqlite_url, emulator.url, minutes=30)
+    pending_entry(sqlite_url)
+    defs = executor_definitions(sqlite_url, emulator.url)
+    before = dict(emulator.stats()["by_route"])
+    result = defs.resolve_job_def("order_executor_job").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), run_config=QUIET)
+    assert result.success
+    mode_output = next(e for e in result.all_events
+                       if e.event_type_value == "STEP_OUTPUT" and e.step_key == "resolve_trading_mode")
+    why = mode_output.event_specific_data.metadata
+    assert why["effective_mode"].value == "shadow" and "UPBIT_TRADE_MODE is 'shadow'" in why["why"].value
+    assert attempts(get_engine(sqlite_url))["status"].tolist() == ["logged"]
+    after = emulator.stats()["by_route"]
+    assert {k: v for k, v in after.items() if k.startswith(("GET /v1/", "POST /v1/"))} == \
+        {k: v for k, v in before.items() if k.startswith(("GET /v1/", "POST /v1/"))}
+
+
+def test_the_sensor_requests_one_run_per_state_of_the_data(sqlite_url: str, emulator) -> None:  # noqa: ANN001
+    stored_market(sqlite_url, emulator.url, minutes=30)
+    defs = executor_definitions(sqlite_url, emulator.url)
+    sensor = defs.resolve_sensor_def("order_signal_sensor")
+    first = sensor.evaluate_tick(dg.build_sensor_context(resources=build_resources(settings_for(sqlite_url, emulator.url))))
+    (request,) = first.run_requests
+    assert request.run_key == "orders-20240205T0029-0"
+    assert request.run_config == {"ops": {"collect_signals": {"config": {"up_to": "2024-02-05T00:29:00+00:00"}}}}
+    retried = sensor.evaluate_tick(dg.build_sensor_context(resources=build_resources(settings_for(sqlite_url, emulator.url))))
+    assert [r.run_key for r in retried.run_requests] == [request.run_key]  # a retried tick asks for the same run
+    quiet = sensor.evaluate_tick(dg.build_sensor_context(
+        cursor=first.cursor, resources=build_resources(settings_for(sqlite_url, emulator.url))))
+    assert quiet.run_requests == []
+    stored_market(sqlite_url, emulator.url, minutes=31)
+    later = sensor.evaluate_tick(dg.build_sensor_context(
+        cursor=first.cursor, resources=build_resources(settings_for(sqlite_url, emulator.url))))
+    assert [r.run_key for r in later.run_requests] == ["orders-20240205T0030-0"]
