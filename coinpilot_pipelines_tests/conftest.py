@@ -98,3 +98,23 @@ def emulator(_emulator_server: Emulator) -> Iterator[Emulator]:
     yield _emulator_server
     _emulator_server.set_scenario({})
     _emulator_server.clock.freeze(None)
+
+
+_fault_figures: list[dict] = []
+
+
+@pytest.fixture
+def fault_report(request: pytest.FixtureRequest):  # noqa: ANN201 - a recording function
+    """Record what a fault scenario wrote, retried and quarantined; printed after the run."""
+
+    def record(**figures: object) -> None:
+        _fault_figures.append({"scenario": request.node.name, **figures})
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest hook
+    if _fault_figures:
+        terminalreporter.section("fault injection: what was written, retried and quarantined")
+        for figures in _fault_figures:
+            terminalreporter.write_line(", ".join(f"{k}={v}" for k, v in figures.items()))

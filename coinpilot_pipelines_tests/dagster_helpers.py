@@ -28,7 +28,7 @@ def settings_for(database_url: str, emulator_url: str, **overrides: str) -> Sett
 def market_resources(database_url: str, emulator_url: str, **client: object) -> dict[str, object]:
     return {
         "database": DatabaseResource(url=database_url),
-        "market_data": MarketDataResource(base_url=emulator_url, max_attempts=3, base_delay_s=0.01, **client),
+        "market_data": MarketDataResource(base_url=emulator_url, **{"max_attempts": 3, "base_delay_s": 0.01, **client}),
     }
 
 

@@ -80,6 +80,14 @@ CREATE TABLE candle_rejects (
 
 CREATE INDEX ix_candle_rejects_exchange_symbol_interval_open_time ON candle_rejects (exchange, symbol, interval, open_time);
 
+CREATE TABLE exchange_backoff (
+	exchange VARCHAR(16) NOT NULL,
+	paused_until TIMESTAMP WITH TIME ZONE NOT NULL,
+	reason TEXT,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_exchange_backoff PRIMARY KEY (exchange)
+);
+
 CREATE TABLE gap_segments (
 	id BIGSERIAL NOT NULL,
 	exchange VARCHAR(16) NOT NULL,

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from coinpilot_pipelines.clients.http import RequestGate, RequestStats, RetryPolicy, request_json
+from coinpilot_pipelines.clients.http import RequestGate, RequestStats, RetryPolicy, SharedPause, request_json
 from coinpilot_pipelines.market.candles import (
     DECIMAL_COLUMNS,
     DECIMAL_TEXT_PATTERN,
@@ -94,7 +94,7 @@ class WeightBudget:
         until_window_end = self._window_s - (self._wall_clock() % self._window_s) + 0.05
         log.info("binance: weight %d of %d used this window; pausing %.1f s", used, self._limit,
                  until_window_end)
-        self._gate.pause_for(until_window_end)
+        self._gate.pause_for(until_window_end, f"request weight {used} of {self._limit} used")
 
 
 class BinanceSpotClient:
@@ -113,6 +113,7 @@ class BinanceSpotClient:
         transport: httpx.BaseTransport | None = None,
         now: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        shared_pause: SharedPause | None = None,
     ) -> None:
         self.policy = policy or RetryPolicy()
         self.base_url = base_url.rstrip("/")
@@ -126,7 +127,7 @@ class BinanceSpotClient:
             limits=httpx.Limits(max_connections=self.max_in_flight + 1),
             headers={"Accept": "application/json", "User-Agent": "coinpilot-pipelines"},
         )
-        self.gate = RequestGate(sleep=sleep)
+        self.gate = RequestGate(sleep=sleep, shared=shared_pause)
         self.weight = WeightBudget(
             self.gate,
             limit=weight_limit,

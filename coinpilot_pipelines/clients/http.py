@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -57,29 +57,53 @@ class RetryPolicy:
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
+class SharedPause(Protocol):
+    """A pause visible to every process using one exchange from one address (see storage.backoff)."""
+
+    def until(self) -> float: ...  # epoch seconds
+
+    def extend(self, until: float, reason: str) -> None: ...
+
+
 class RequestGate:
-    """A pause shared by every thread of one client.
+    """A pause shared by every thread of one client -- and, with ``shared``, by every run.
 
     A ``Retry-After`` or an exhausted weight budget seen by one request holds back all the
-    others, so parallel page fetches cannot keep hammering an exchange that asked us to stop.
+    others, so parallel page fetches cannot keep hammering an exchange that asked us to stop. An
+    exchange bans the address, not the process: with ``shared`` set, a 429 seen by one run pauses
+    the other runs too, which learn of it within ``SHARED_CHECK_S``.
     """
 
-    def __init__(self, *, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    SHARED_CHECK_S = 0.25
+
+    def __init__(self, *, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
+                 shared: SharedPause | None = None) -> None:
         self._sleep = sleep
         self._clock = clock
+        self._shared = shared
         self._lock = threading.Lock()
         self._paused_until = 0.0
+        self._shared_until = 0.0
+        self._shared_checked = float("-inf")
         self.total_paused_s = 0.0
 
-    def pause_for(self, seconds: float) -> None:
+    def pause_for(self, seconds: float, reason: str = "") -> None:
+        until = self._clock() + max(0.0, seconds)
         with self._lock:
-            self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+            self._paused_until = max(self._paused_until, until)
+        if self._shared is not None:
+            self._shared.extend(until, reason)
+
+    def _until(self, now: float) -> float:
+        if self._shared is not None and now - self._shared_checked >= self.SHARED_CHECK_S:
+            self._shared_until, self._shared_checked = self._shared.until(), now
+        return max(self._paused_until, self._shared_until)
 
     def wait(self) -> None:
         while True:
+            now = self._clock()
             with self._lock:
-                remaining = self._paused_until - self._clock()
+                remaining = self._until(now) - now
             if remaining <= 0:
                 return
             self.total_paused_s += remaining
@@ -164,7 +188,7 @@ def request_json(
                         f"{what}: still rate-limited (HTTP {status}) after {policy.max_rate_limit_waits} waits"
                     )
                 log.warning("%s: HTTP %s, waiting %.1f s as Retry-After asks", what, status, wait_s)
-                gate.pause_for(wait_s)
+                gate.pause_for(wait_s, f"HTTP {status} on {what}")
                 continue
             if status >= 500:
                 last_error = f"HTTP {status} {_body_excerpt(response)}"

@@ -74,6 +74,7 @@ def candles_metadata(reports: list[IngestReport], request_stats: RequestStats) -
         "exchange_requests": request_stats.requests,
         "exchange_retries": request_stats.transient_retries,
         "exchange_rate_limited": request_stats.rate_limited,
+        "database_retries": _sum(reports, "db_retries"),
         "per_symbol": dg.MetadataValue.md(_per_symbol_table(reports)),
         "preview": dg.MetadataValue.md(_preview(reports)),
     }
@@ -131,7 +132,7 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
         windows = windows_by_symbol(partitions, context.partition_keys)
         reports: list[IngestReport] = []
         registered = 0
-        client = market_data.client()
+        client = market_data.client(engine)
         try:
             for symbol, spans in windows.items():
                 for start, end in spans:
@@ -139,6 +140,7 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
                     report = ingest_candles(
                         client, engine, market_data.series(symbol), start, end,
                         source="rest", run_id=context.run.run_id, now=datetime.now(timezone.utc),
+                        chunk_rows=market_data.chunk_rows,
                     )
                     context.log.info(
                         f"{symbol}: {report.fetched} fetched, {report.counts.inserted} inserted, "

@@ -128,7 +128,7 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         segment = get_segment(engine, segment_id)
         policy = RepairPolicy(empty_attempts=settings.repair_empty_attempts,
                               empty_spacing=timedelta(seconds=settings.repair_empty_spacing_s))
-        client = market_data.client()
+        client = market_data.client(engine)
         try:
             outcome = repair_segment(client, engine, segment, policy, datetime.now(timezone.utc),
                                      run_id=context.run.run_id)
@@ -176,9 +176,10 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         # A tick reports new bars as materialization events on today's partitions instead of
         # launching a run: a run every 30 s per symbol would bury the run history for nothing.
         now = datetime.now(timezone.utc)
-        client = market_data.client()
+        engine = database.engine()
+        client = market_data.client(engine)
         try:
-            tick = poll_live_bars(client, database.engine(), [market_data.series(s) for s in symbols],
+            tick = poll_live_bars(client, engine, [market_data.series(s) for s in symbols],
                                   LiveCursor.from_json(context.cursor), now, live_policy)
         finally:
             client.close()

@@ -16,6 +16,7 @@ from coinpilot_pipelines.news.health import HealthThresholds
 from coinpilot_pipelines.news.ingest import BackoffPolicy, BootstrapPolicy
 from coinpilot_pipelines.news.model import NewsFeed
 from coinpilot_pipelines.settings import parse_news_feeds
+from coinpilot_pipelines.storage.backoff import DatabasePause
 from coinpilot_pipelines.storage.database import get_engine
 
 
@@ -38,12 +39,15 @@ class MarketDataResource(dg.ConfigurableResource):
     max_attempts: int = 5
     base_delay_s: float = 0.5
     timeout_s: float = 20.0
+    chunk_rows: int = 50_000  # bars written per transaction: a killed run resumes from the last chunk
 
-    def client(self) -> MarketDataClient:
+    def client(self, engine: Engine | None = None) -> MarketDataClient:
+        """A client; given the application database, its rate-limit pauses are shared by every run."""
         policy = RetryPolicy(max_attempts=self.max_attempts, base_delay_s=self.base_delay_s, timeout_s=self.timeout_s)
+        shared = DatabasePause(engine, self.exchange) if engine is not None else None
         if self.exchange == "upbit":
-            return UpbitQuotationClient(self.base_url, policy=policy)
-        return BinanceSpotClient(self.base_url, policy=policy, max_in_flight=self.max_in_flight)
+            return UpbitQuotationClient(self.base_url, policy=policy, shared_pause=shared)
+        return BinanceSpotClient(self.base_url, policy=policy, max_in_flight=self.max_in_flight, shared_pause=shared)
 
     def series(self, symbol: str) -> SeriesKey:
         return SeriesKey(self.exchange, symbol, Interval.parse(self.interval))

@@ -93,6 +93,7 @@ class Burst:
     count: int = 0
     retry_after_s: float = 1.0
     status: int = 503
+    delay_s: float = 0.0  # slow_responses: how long each of these requests takes
 
     def active(self, request_number: int) -> bool:
         if self.count == 0 or request_number <= self.after_requests:
@@ -242,6 +243,7 @@ class Scenario:
     rate_limit_storm: Burst = field(default_factory=Burst)
     server_errors: Burst = field(default_factory=Burst)
     truncated_bodies: Burst = field(default_factory=Burst)
+    slow_responses: Burst = field(default_factory=Burst)
     latency_s: float = 0.0
     weight_limit: int = 6000
     weight_window_s: float = 60.0
@@ -290,6 +292,7 @@ class Scenario:
             rate_limit_storm=burst("rate_limit_storm"),
             server_errors=burst("server_errors"),
             truncated_bodies=burst("truncated_bodies"),
+            slow_responses=burst("slow_responses"),
             latency_s=float(doc.get("latency_s", 0.0)),
             weight_limit=int(doc.get("weight_limit", 6000)),
             weight_window_s=float(doc.get("weight_window_s", 60.0)),

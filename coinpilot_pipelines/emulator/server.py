@@ -308,6 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(state.scenario.latency_s)
         weight = klines_weight(_int_param(params.get("limit"), 500)) if flavor == "binance" else 1
         refused, headers, number = state.admit(flavor, weight)
+        if refused is None and state.scenario.slow_responses.active(number):
+            time.sleep(state.scenario.slow_responses.delay_s)
         reply = refused or handler(params)
         reply.headers.update(headers)
         with state.lock:

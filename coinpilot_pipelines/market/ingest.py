@@ -7,16 +7,19 @@ checked while the previous one is copied into the database.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import pandas as pd
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from coinpilot_pipelines.clients.http import RequestStats
 from coinpilot_pipelines.market.candles import RAW_INDEX, CandleBatch, SeriesKey, normalize
@@ -25,6 +28,9 @@ from coinpilot_pipelines.market.validation import validate_candles
 from coinpilot_pipelines.storage.candles import UpsertCounts, record_rejects, upsert_candles, window_summary
 
 PREVIEW_ROWS = 5
+DB_WRITE_ATTEMPTS = 6  # about 15 s of retries: enough for a database restart or failover
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class MarketDataClient(Protocol):
@@ -47,6 +53,7 @@ class IngestReport:
     rejected: int = 0
     duplicates_collapsed: int = 0
     open_bars: int = 0
+    db_retries: int = 0
     expected_bars: int = 0
     present_bars: int = 0
     first_open_time: datetime | None = None
@@ -102,6 +109,26 @@ class _BackgroundWriter:
             raise self._error
 
 
+def _with_db_retries(action: Callable[[], T], report: IngestReport) -> T:
+    """Run a database step again after a lost connection (say the database restarted).
+
+    Every step is one transaction, rolled back whole when the connection drops, and idempotent,
+    so running it again once the database answers gives the same rows.
+    """
+    for attempt in range(1, DB_WRITE_ATTEMPTS + 1):
+        try:
+            return action()
+        except OperationalError as exc:
+            if attempt == DB_WRITE_ATTEMPTS:
+                raise
+            report.db_retries += 1
+            delay = min(8.0, 0.5 * 2 ** (attempt - 1))
+            log.warning("%s: database unavailable (%s); retry %d in %.1f s", report.series.symbol,
+                        str(exc).splitlines()[0], attempt, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 def ingest_candles(
     client: MarketDataClient,
     engine: Engine,
@@ -125,7 +152,8 @@ def ingest_candles(
     writer = _BackgroundWriter()
 
     def store(frame: pd.DataFrame) -> None:
-        report.counts.add(upsert_candles(engine, series, frame, source=source, ingested_at=ingested_at))
+        report.counts.add(_with_db_retries(
+            lambda: upsert_candles(engine, series, frame, source=source, ingested_at=ingested_at), report))
 
     try:
         for batch in client.fetch_candles(series.symbol, series.interval, start, window_end, chunk_rows=chunk_rows):
@@ -138,7 +166,8 @@ def ingest_candles(
             if rejects:
                 report.rejected += len(rejects)
                 report.reject_reasons.update(r.reason for r in rejects)
-                record_rejects(engine, series, rejects, source=source, run_id=run_id, rejected_at=ingested_at)
+                _with_db_retries(lambda: record_rejects(engine, series, rejects, source=source, run_id=run_id,
+                                                        rejected_at=ingested_at), report)
             if not validated.valid.empty:
                 previews.append(validated.valid.head(PREVIEW_ROWS))
                 previews.append(validated.valid.tail(PREVIEW_ROWS))
@@ -146,7 +175,7 @@ def ingest_candles(
     finally:
         writer.close()
 
-    summary = window_summary(engine, series, start, report.window_end)
+    summary = _with_db_retries(lambda: window_summary(engine, series, start, report.window_end), report)
     report.expected_bars = series.interval.bars_between(to_ms(start), to_ms(report.window_end))
     report.present_bars = summary.present_bars
     report.first_open_time = summary.first_open_time

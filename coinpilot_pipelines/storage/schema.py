@@ -461,3 +461,14 @@ agent_decisions = Table(
     CheckConstraint("decision IN ('CONFIRM', 'REJECT', 'SKIPPED')", name="decision"),
     Index(None, "signal_id"),
 )
+
+# An exchange limits the address, not the process: a Retry-After or ban seen by one run is
+# recorded here so every run from the same address waits it out (clients/http.RequestGate).
+exchange_backoff = Table(
+    "exchange_backoff",
+    metadata,
+    Column("exchange", String(16), primary_key=True),
+    Column("paused_until", UtcTimestamp(), nullable=False),
+    Column("reason", Text(), nullable=True),
+    Column("updated_at", UtcTimestamp(), nullable=False),
+)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from coinpilot_pipelines.clients.binance import utc_now
-from coinpilot_pipelines.clients.http import RequestGate, RequestStats, RetryPolicy, request_json
+from coinpilot_pipelines.clients.http import RequestGate, RequestStats, RetryPolicy, SharedPause, request_json
 from coinpilot_pipelines.market.candles import (
     CandleBatch,
     CandleReject,
@@ -68,6 +68,7 @@ class UpbitQuotationClient:
         transport: httpx.BaseTransport | None = None,
         now: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        shared_pause: SharedPause | None = None,
     ) -> None:
         self.policy = policy or RetryPolicy()
         self.base_url = base_url.rstrip("/")
@@ -79,7 +80,7 @@ class UpbitQuotationClient:
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "coinpilot-pipelines"},
         )
-        self.gate = RequestGate(sleep=sleep)
+        self.gate = RequestGate(sleep=sleep, shared=shared_pause)
         self.stats = RequestStats()
 
     def close(self) -> None:
