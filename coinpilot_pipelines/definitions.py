@@ -1,6 +1,8 @@
 """The one `Definitions` object of the project: ``coinpilot_pipelines.definitions:defs``."""
 
 from coinpilot_pipelines.defs import build_definitions
+from coinpilot_pipelines.security import install_redaction
 from coinpilot_pipelines.settings import Settings
 
+install_redaction()
 defs = build_definitions(Settings.from_env())

@@ -9,11 +9,13 @@ import click
 
 from coinpilot_pipelines.cli.bench import bench
 from coinpilot_pipelines.cli.commands import continuity_scan, db, demo, emulator, ui
+from coinpilot_pipelines.security import install_redaction, redact, secret_values
 
 
 @click.group(help="CoinPilot Pipelines: crypto market data, models and a guarded order executor on Dagster.")
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs (retries, pauses) on stderr.")
 def cli(verbose: bool) -> None:
+    install_redaction()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -35,6 +37,6 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
-        message = " ".join(str(exc).split()) or exc.__class__.__name__
+        message = redact(" ".join(str(exc).split()), secret_values()) or exc.__class__.__name__
         click.echo(f"coinpilot: error: {message}", err=True)
         sys.exit(1)

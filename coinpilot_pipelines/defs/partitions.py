@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, timezone
@@ -9,6 +10,9 @@ from datetime import date, datetime, time, timedelta, timezone
 import dagster as dg
 
 from coinpilot_pipelines.settings import Settings, validate_symbol
+
+
+_PARTITION_KEY = re.compile(r"\d{4}-\d{2}-\d{2}\|[A-Z0-9-]{2,41}")
 
 
 def market_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
@@ -36,6 +40,8 @@ def windows_by_symbol(
     """
     days: dict[str, set[date]] = defaultdict(set)
     for key in partition_keys:
+        if not _PARTITION_KEY.fullmatch(str(key)):
+            raise ValueError(f"partition key {key!r} is not DATE|SYMBOL (e.g. 2024-03-05|XRPUSDT)")
         parts = partitions.get_partition_key_from_str(key).keys_by_dimension
         symbol = validate_symbol(parts["symbol"], source=f"partition key {key!r}")
         try:
