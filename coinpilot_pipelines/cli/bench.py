@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
 from coinpilot_pipelines.bench import BenchRow
 
 
-def _print_table(rows: list[BenchRow]) -> None:
-    click.echo("\n| bench | measurement | value | target | met |")
-    click.echo("|---|---|---:|---|---|")
+def _print_table(rows: list[BenchRow]) -> str:
+    lines = ["| bench | measurement | value | target | met |", "|---|---|---:|---|---|"]
     for row in rows:
         met = "" if row.met is None else ("yes" if row.met else "NO")
-        click.echo(f"| {row.bench} | {row.measurement} | {row.formatted()} | {row.target} | {met} |")
+        lines.append(f"| {row.bench} | {row.measurement} | {row.formatted()} | {row.target} | {met} |")
+    table = "\n".join(lines)
+    click.echo("\n" + table)
+    return table
 
 
 def _run(name: str, days: int, dsn: str | None, measure: Callable[..., list[BenchRow]]) -> list[BenchRow]:
@@ -29,9 +32,32 @@ def _options(function: Callable) -> Callable:
     return click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3660))(function)
 
 
-@click.group(help="Measure throughput beside yardsticks taken in the same run (PostgreSQL).")
-def bench() -> None:
-    pass
+@click.group(invoke_without_command=True,
+             help="Measure throughput beside yardsticks taken in the same run (PostgreSQL). Without a "
+                  "subcommand: every benchmark, and the table written to --out.")
+@click.option("--out", default="bench-results.md", show_default=True, type=click.Path(dir_okay=False),
+              help="Where the full run writes its table.")
+@click.option("--dsn", default=None, help="A PostgreSQL URL; default: a throwaway local cluster.")
+@click.pass_context
+def bench(context: click.Context, out: str, dsn: str | None) -> None:
+    if context.invoked_subcommand is not None:
+        return
+    from coinpilot_pipelines.bench.environment import machine_description
+    from coinpilot_pipelines.bench.features import bench_features
+    from coinpilot_pipelines.bench.ingest import bench_ingest
+    from coinpilot_pipelines.bench.scale import bench_scale
+    from coinpilot_pipelines.bench.scan import bench_scan
+    from coinpilot_pipelines.bench.sensor import bench_sensor
+
+    rows: list[BenchRow] = []
+    for name, days, measure in (("ingest", 365, bench_ingest), ("scan", 365, bench_scan),
+                                ("features", 365, bench_features), ("sensor", 1, bench_sensor),
+                                ("scale", 30, bench_scale)):
+        rows += _run(name, days, dsn, measure)
+    table = _print_table(rows)
+    machine = machine_description()
+    Path(out).write_text(f"Machine: {machine}\n\n{table}\n")
+    click.echo(f"\nwritten to {out}")
 
 
 @bench.command(name="ingest", help="Backfill N days of 1m bars from the emulator into PostgreSQL, beside raw COPY.")
@@ -56,3 +82,20 @@ def bench_features_command(days: int, dsn: str | None) -> None:
     from coinpilot_pipelines.bench.features import bench_features
 
     _print_table(_run("features", days, dsn, bench_features))
+
+
+@bench.command(name="sensor", help="One live_kline_sensor tick for ten symbols (PostgreSQL).")
+@_options
+def bench_sensor_command(days: int, dsn: str | None) -> None:
+    from coinpilot_pipelines.bench.sensor import bench_sensor
+
+    _print_table(_run("sensor", days, dsn, bench_sensor))
+
+
+@bench.command(name="scale", help="Ten symbols x N days backfilled by 1, 2 and 4 parallel runs (PostgreSQL).")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 366))
+@click.option("--dsn", default=None, help="A PostgreSQL URL; default: a throwaway local cluster.")
+def bench_scale_command(days: int, dsn: str | None) -> None:
+    from coinpilot_pipelines.bench.scale import bench_scale
+
+    _print_table(_run("scale", days, dsn, bench_scale))
