@@ -143,3 +143,24 @@ def test_persistent_faults_fail_the_run_with_a_clear_message(sqlite_url: str, em
     message = failure_text(result)
     assert "binance klines BTCUSDT 1m" in message and "gave up after 3 attempts" in message
     assert stored_rows(sqlite_url) == []
+
+
+def test_upbit_as_the_market_exchange(sqlite_url: str, emulator) -> None:  # noqa: ANN001
+    settings = settings_for(sqlite_url, emulator.url, COINPILOT_MARKET_EXCHANGE="upbit", COINPILOT_SYMBOLS="KRW-BTC",
+                            COINPILOT_START_DATE="2020-01-01")
+    result = dg.materialize(
+        [build_candles_asset(market_partitions(settings))], partition_key="2020-02-20|KRW-BTC",
+        resources=market_resources(sqlite_url, emulator.url, exchange="upbit"),
+        instance=dg.DagsterInstance.ephemeral(), run_config=QUIET)
+    assert result.success
+    metadata = materialization_metadata(result)
+    # The recorded KRW-BTC pages cover 08:00-12:00 UTC: every minute of them traded.
+    with get_engine(sqlite_url).connect() as connection:
+        recorded = connection.execute(select(func.count()).select_from(ohlcv_candles).where(
+            ohlcv_candles.c.exchange == "upbit",
+            ohlcv_candles.c.open_time >= datetime(2020, 2, 20, 8, tzinfo=UTC),
+            ohlcv_candles.c.open_time < datetime(2020, 2, 20, 12, tzinfo=UTC))).scalar_one()
+    assert recorded == 240
+    # Elsewhere Upbit leaves out minutes without trades: holes, tracked as segments, not errors.
+    assert metadata["rows_rejected"] == 0 and metadata["present_bars"] < 1440
+    assert metadata["gap_segments_registered"] > 0

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pandas as pd
@@ -88,7 +88,7 @@ class Executor:
     mode: str
     upbit: UpbitExchangeClient | None = None
     analyst: AnthropicAnalyst | None = None
-    now: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     sleep: Callable[[float], None] = time.sleep
     log: Callable[[str], None] = lambda _: None
 
