@@ -13,7 +13,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-echo "== build context: the repository's files, as COPY . . sees them"
+echo "== build context: the files git tracks or would track (what .dockerignore lets COPY . . see)"
 mkdir "$work/src"
 (cd "$root" && git ls-files -z --cached --others --exclude-standard) \
   | (cd "$root" && xargs -0 cp --parents -t "$work/src")
