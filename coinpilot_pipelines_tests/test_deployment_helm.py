@@ -124,6 +124,7 @@ def test_chart_version_matches_the_dagster_pin() -> None:
     [dagster_pin] = [d for d in PYPROJECT["project"]["dependencies"] if d.startswith("dagster==")]
     version = dagster_pin.split("==")[1]
     assert f"--version {version}" in HELM_VALUES.read_text()
+    assert f"--version {version}" in (REPO / "README.md").read_text()
 
 
 def test_rendered_instance_is_valid_dagster_instance_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
