@@ -17,7 +17,7 @@ from psycopg import sql
 from sqlalchemy import Engine
 
 from coinpilot_pipelines.bench import BenchRow, within
-from coinpilot_pipelines.bench.environment import BenchDatabases, emulator_process
+from coinpilot_pipelines.bench.environment import BenchDatabases, await_fresh_weight_minute, emulator_process
 from coinpilot_pipelines.clients.binance import BinanceSpotClient
 from coinpilot_pipelines.market.candles import SeriesKey, normalize
 from coinpilot_pipelines.market.ingest import ingest_candles
@@ -95,8 +95,10 @@ def bench_ingest(days: int, dsn: str | None, echo: Callable[[str], None]) -> lis
             echo(f"  first-time ingest of {rows:,} bars, end to end ...")
             target = databases.fresh()
             get_engine(target)
+            await_fresh_weight_minute()
             first = _timed("first-time ingest, end to end", rows, lambda: ingest(target))
             echo("  re-ingesting the same year ...")
+            await_fresh_weight_minute()
             again = _timed("re-ingest of the stored window, end to end", rows, lambda: ingest(target))
 
             write_only_db = databases.fresh()

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from coinpilot_pipelines.bench import BenchRow
-from coinpilot_pipelines.bench.environment import BenchDatabases, emulator_process
+from coinpilot_pipelines.bench.environment import BenchDatabases, await_fresh_weight_minute, emulator_process
 from coinpilot_pipelines.bench.ingest import BENCH_END
 from coinpilot_pipelines.bench.sensor import SYMBOLS
 from coinpilot_pipelines.defs.candles import build_candles_asset
@@ -57,9 +57,8 @@ def bench_scale(days: int, dsn: str | None, echo: Callable[[str], None]) -> list
             for workers in WORKERS:
                 url = databases.fresh()
                 with _workers(workers) as pool:
-                    # Each measurement starts with a fresh request-weight minute: a 10 x 30-day
-                    # backfill spends about 2,200 of the 6,000 weight a minute allows.
-                    time.sleep(60 - time.time() % 60 + 0.1)
+                    # a 10 x 30-day backfill spends about 2,200 of the 6,000 weight a minute allows
+                    await_fresh_weight_minute()
                     started = time.perf_counter()
                     stored = _backfill(pool, url, emulator.url, first, last)
                     seconds = time.perf_counter() - started
