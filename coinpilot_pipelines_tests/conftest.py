@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,14 @@ from coinpilot_pipelines.storage.throwaway_postgres import ThrowawayPostgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _database_numbers = itertools.count(1)
+
+
+def pytest_configure() -> None:
+    # A test run started in the background inherits SIGINT ignored. Dagster maps SIGTERM onto
+    # SIGINT's handler (on every in-process run, and in `dagster code-server`), so this process and
+    # every server the tests start would come to ignore SIGTERM and could not be stopped.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class PostgresServer:

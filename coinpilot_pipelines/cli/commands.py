@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,9 @@ def ui(host: str, port: int) -> None:
               help=f"A preset ({', '.join(PRESETS)}), a JSON object, or a JSON file of faults to play.")
 def emulator(host: str, port: int, scenario: str | None) -> None:
     server = Emulator(host=host, port=port, scenario=load_scenario(scenario))
+    # Stop on SIGTERM whatever disposition was inherited: a parent that ignores SIGTERM (as Dagster
+    # leaves one whose SIGINT was ignored) would otherwise leave an emulator nobody can stop politely.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     click.echo(f"emulator serving on {server.url} (Ctrl-C to stop)")
     try:
         server.serve_forever()
