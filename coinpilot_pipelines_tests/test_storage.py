@@ -11,8 +11,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
 
+from coinpilot_pipelines.clients.http import RequestGate
 from coinpilot_pipelines.market.candles import CandleReject, SeriesKey, build_candle_frame
 from coinpilot_pipelines.market.intervals import Interval
+from coinpilot_pipelines.storage.backoff import DatabasePause
 from coinpilot_pipelines.storage.candles import (
     consistency_violations,
     read_candles,
@@ -132,3 +134,20 @@ def test_consistency_report_finds_bars_that_break_the_contract(db_url: str, bad:
     violations = consistency_violations(engine, SERIES, T0, T0 + timedelta(minutes=3))
     expected = {"high_below_low": {"high_below_body", "high_below_low"}, "off_grid": {"off_grid"}}[bad]
     assert {rule for rule, count in violations.items() if count and rule != "checked_bars"} == expected
+
+
+def test_a_pause_one_run_publishes_holds_back_the_next_request_of_another(db_url: str) -> None:
+    engine = get_engine(db_url)
+    now = [1_700_000_000.0]
+    slept: list[float] = []
+    clock, sleep = (lambda: now[0]), slept.append
+    this_run = RequestGate(clock=clock, sleep=sleep, shared=DatabasePause(engine, "binance"))
+    other_run = RequestGate(clock=clock, sleep=lambda s: (slept.append(s), now.__setitem__(0, now[0] + s)),
+                            shared=DatabasePause(engine, "binance"))
+    other_run.wait()
+    this_run.pause_for(2.0, "HTTP 429 on klines")
+    other_run.wait()  # at the same instant as its last look: it must read the pause, not a cached view
+    assert slept == [2.0]
+    this_run.pause_for(5.0, "HTTP 418 on klines")
+    this_run.pause_for(1.0, "HTTP 429 on klines")  # a shorter pause never cuts a longer one short
+    assert DatabasePause(engine, "binance").until() == pytest.approx(now[0] + 5.0, abs=0.01)

@@ -71,10 +71,9 @@ class RequestGate:
     A ``Retry-After`` or an exhausted weight budget seen by one request holds back all the
     others, so parallel page fetches cannot keep hammering an exchange that asked us to stop. An
     exchange bans the address, not the process: with ``shared`` set, a 429 seen by one run pauses
-    the other runs too, which learn of it within ``SHARED_CHECK_S``.
+    the other runs too. The shared pause is read before every request, not cached: a run that
+    sent on a stale view would arrive after the exchange's grace for in-flight requests, and be banned.
     """
-
-    SHARED_CHECK_S = 0.25
 
     def __init__(self, *, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
                  shared: SharedPause | None = None) -> None:
@@ -83,8 +82,6 @@ class RequestGate:
         self._shared = shared
         self._lock = threading.Lock()
         self._paused_until = 0.0
-        self._shared_until = 0.0
-        self._shared_checked = float("-inf")
         self.total_paused_s = 0.0
 
     def pause_for(self, seconds: float, reason: str = "") -> None:
@@ -94,16 +91,12 @@ class RequestGate:
         if self._shared is not None:
             self._shared.extend(until, reason)
 
-    def _until(self, now: float) -> float:
-        if self._shared is not None and now - self._shared_checked >= self.SHARED_CHECK_S:
-            self._shared_until, self._shared_checked = self._shared.until(), now
-        return max(self._paused_until, self._shared_until)
-
     def wait(self) -> None:
         while True:
+            shared_until = self._shared.until() if self._shared is not None else 0.0
             now = self._clock()
             with self._lock:
-                remaining = self._until(now) - now
+                remaining = max(self._paused_until, shared_until) - now
             if remaining <= 0:
                 return
             self.total_paused_s += remaining
@@ -187,8 +180,9 @@ def request_json(
                     raise RateLimitError(
                         f"{what}: still rate-limited (HTTP {status}) after {policy.max_rate_limit_waits} waits"
                     )
-                log.warning("%s: HTTP %s, waiting %.1f s as Retry-After asks", what, status, wait_s)
+                # Publish the pause before anything slower (logging may write to Dagster's event log).
                 gate.pause_for(wait_s, f"HTTP {status} on {what}")
+                log.warning("%s: HTTP %s, waiting %.1f s as Retry-After asks", what, status, wait_s)
                 continue
             if status >= 500:
                 last_error = f"HTTP {status} {_body_excerpt(response)}"

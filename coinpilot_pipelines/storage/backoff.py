@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -50,6 +50,10 @@ class DatabasePause:
         )
         try:
             with self._engine.begin() as connection:
+                if self._engine.dialect.name == "postgresql":
+                    # Other runs see the row at commit; waiting for the WAL flush behind their bulk
+                    # writes would only delay the pause they need now, and a lost pause is harmless.
+                    connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
                 connection.execute(statement)
         except OperationalError as exc:
             log.warning("could not share a pause until %s with other runs: %s", moment.isoformat(), exc.__class__.__name__)
