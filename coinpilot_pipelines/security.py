@@ -34,12 +34,18 @@ def secret_values(env: Mapping[str, str] | None = None) -> set[str]:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
+    for secret in _longest_first(secrets):
         text = text.replace(secret, MASK)
     return text
 
 
+def _longest_first(secrets: Iterable[str]) -> tuple[str, ...]:
+    # A secret containing another is masked whole before the shorter one can split it.
+    return tuple(sorted(secrets, key=len, reverse=True))
+
+
 _installed: set[str] = set()
+_original_factory = logging.getLogRecordFactory()
 
 
 def install_redaction(env: Mapping[str, str] | None = None) -> frozenset[str]:
@@ -51,11 +57,12 @@ def install_redaction(env: Mapping[str, str] | None = None) -> frozenset[str]:
     secrets = secret_values(env) - _installed
     if secrets:
         _installed.update(secrets)
-        masked = frozenset(_installed)
-        previous = logging.getLogRecordFactory()
+        masked = _longest_first(_installed)
 
+        # Wraps the factory found at import, not the current one: a later install replaces this
+        # wrapper rather than stacking another redaction pass on every record.
         def factory(*args: object, **kwargs: object) -> logging.LogRecord:
-            record = previous(*args, **kwargs)
+            record = _original_factory(*args, **kwargs)
             record.msg, record.args = redact(record.getMessage(), masked), ()
             if record.exc_info and not record.exc_text:
                 record.exc_text = redact(logging.Formatter().formatException(record.exc_info), masked)

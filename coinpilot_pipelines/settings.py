@@ -20,6 +20,7 @@ from coinpilot_pipelines.features.candle_features import FEATURE_COLUMNS
 from coinpilot_pipelines.market.intervals import Interval
 from coinpilot_pipelines.news.health import HealthThresholds
 from coinpilot_pipelines.news.model import SOURCE_NAME_PATTERN, NewsFeed
+from coinpilot_pipelines.trading.guards import MODES
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}(-[A-Z0-9]{2,20})?$")
 DEFAULT_START_DATE = date(2023, 1, 1)
@@ -184,9 +185,6 @@ class ModelSettings:
         )
 
 
-TRADE_MODES = ("shadow", "test", "live")
-
-
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -218,7 +216,6 @@ class TradingSettings:
     decides the mode from them), so a value set after the code location loaded still counts.
     """
 
-    trade_mode: str = "shadow"
     analyst_model: str = "claude-haiku-4-5"
     exit_probability: float = 0.45  # a model position closes when its probability drops below this
     take_profit: Decimal = Decimal("0.01")
@@ -240,8 +237,8 @@ class TradingSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TradingSettings:
         mode = env.get("UPBIT_TRADE_MODE", "").strip().lower() or "shadow"
-        if mode not in TRADE_MODES:
-            raise ConfigError(f"UPBIT_TRADE_MODE: {mode!r} is not one of {', '.join(TRADE_MODES)}")
+        if mode not in MODES:  # checked here so a typo fails at load, not at the first order
+            raise ConfigError(f"UPBIT_TRADE_MODE: {mode!r} is not one of {', '.join(MODES)}")
         pairs = []
         for entry in (e.strip() for e in env.get("UPBIT_MARKET_MAP", "").split(",") if e.strip()):
             symbol, _, market = entry.partition("=")
@@ -250,7 +247,6 @@ class TradingSettings:
             pairs.append((symbol.strip(), market.strip()))
         _bool(env, "LIVE_TRADING_ENABLED", False)  # a malformed value fails here, loudly
         return cls(
-            trade_mode=mode,
             analyst_model=env.get("COINPILOT_ANALYST_MODEL", "").strip() or cls.analyst_model,
             exit_probability=env_number(env, "INFERENCE_EXIT_PROB_THRESHOLD", 0.45, float, low=0, high=1),
             take_profit=_decimal(env, "PAPER_TAKE_PROFIT", "0.01"),

@@ -16,7 +16,9 @@ from coinpilot_pipelines.ml.calibration import (
     maximum_calibration_error,
     reliability_table,
 )
+from coinpilot_pipelines.ml.drift import Drift
 from coinpilot_pipelines.ml.labels import LabelSpec, direction_labels
+from coinpilot_pipelines.ml.monitoring import RetrainPolicy, recommend_retrain
 from coinpilot_pipelines.ml.split import SplitWindows, last_block, purged_split
 
 
@@ -113,3 +115,16 @@ def test_last_block_holds_out_the_latest_share() -> None:
     windows = last_block(times, 0.2)
     assert windows.test_start == pd.Timestamp("2024-01-01 13:19:12", tz="UTC")
     assert ((times >= windows.test_start) & (times < windows.test_end)).sum() == 200
+
+
+def test_retraining_needs_the_ece_gap_in_a_streak_of_reports_or_a_drifted_feature() -> None:
+    policy = RetrainPolicy(ece_gap_abs=0.05, ece_gap_rel=0.5, streak=3, drift_z=3.0, min_live_outcomes=50)
+    # production 0.02, live 0.20: the gap (0.18) passes both the absolute and the relative bar
+    broken_streak = recommend_retrain(0.02, 0.20, 100, [True, False, True], [], policy)
+    assert (broken_streak.retrain, broken_streak.gap_exceeded) == (False, True)
+    streak = recommend_retrain(0.02, 0.20, 100, [True, True, False], [], policy)
+    assert streak.retrain and "in 3 consecutive reports" in streak.reason
+    assert not recommend_retrain(0.02, 0.20, 49, [True, True], [], policy).retrain  # too few outcomes
+    assert not recommend_retrain(0.20, 0.28, 100, [True, True], [], policy).gap_exceeded  # 0.08 < 50 % of 0.20
+    drifted = recommend_retrain(0.02, 0.02, 100, [], [Drift("rsi_14", -3.5, 0.4), Drift("ret_1", 2.9, 0.1)], policy)
+    assert drifted.retrain and drifted.reason == "feature drift: rsi_14 z=-3.5"

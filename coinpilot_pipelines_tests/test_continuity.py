@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from coinpilot_pipelines.clients.binance import BinanceSpotClient
 from coinpilot_pipelines.clients.http import RetryPolicy

@@ -20,7 +20,7 @@ from dagster._core.remote_origin import (
 )
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
-from coinpilot_pipelines.storage.throwaway_postgres import _free_port
+from coinpilot_pipelines.storage.throwaway_postgres import free_port
 from coinpilot_pipelines_tests.deployment_helpers import DOCKER, REPO, load_yaml
 
 JOBS = {"gap_repair_job", "continuity_scan_job", "retrain_job", "calibration_job", "news_poll"}
@@ -57,7 +57,7 @@ def test_grpc_workspace_names_the_compose_code_server() -> None:
 def test_grpc_workspace_loads_from_the_compose_code_server_command(tmp_path: Path) -> None:
     [origin] = location_origins_from_yaml_paths([str(DOCKER / "workspace.yaml")])
     command = list(load_yaml(DOCKER / "compose.yaml")["services"][origin.host]["command"])
-    port = _free_port()
+    port = free_port()
     command[command.index("-h") + 1], command[command.index("-p") + 1] = "127.0.0.1", str(port)
     command[0] = str(Path(sys.executable).parent / command[0])
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "COINPILOT_HOME": str(tmp_path / "home")}

@@ -57,10 +57,11 @@ def test_exits_take_profit_stop_loss_time_and_low_probability() -> None:
 def test_paper_fills_use_the_next_open_with_slippage_and_fees() -> None:
     entry = entry_fill(Decimal("200"), Decimal("100"), slippage=Decimal("0.001"), fee_rate=Decimal("0.0005"))
     assert entry.price == Decimal("200.200") and entry.quantity == Decimal("0.49950049")
-    assert entry.fee == Decimal("200.200") * Decimal("0.49950049") * Decimal("0.0005")
+    assert entry.fee == Decimal("0.049999999049")  # 200.2 x 0.49950049 x 0.0005, worked by hand
     out = exit_fill(Decimal("210"), entry.quantity, slippage=Decimal("0.001"), fee_rate=Decimal("0.0005"))
-    assert out.price == Decimal("209.790")
-    assert realized_pnl(entry, out) == (Decimal("209.790") - Decimal("200.200")) * entry.quantity - entry.fee - out.fee
+    assert out.price == Decimal("209.790") and out.fee == Decimal("0.05239510389855")
+    # 9.59 x 0.49950049 - 0.049999999049 - 0.05239510389855, exactly: no float rounding anywhere
+    assert realized_pnl(entry, out) == Decimal("4.68781459615245")
 
 
 def test_risk_limits_refuse_entries_with_the_reason() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from psycopg import sql
 from sqlalchemy import make_url
 
 from coinpilot_pipelines.storage.database import create_database_engine, upgrade
-from coinpilot_pipelines.storage.throwaway_postgres import ThrowawayPostgres
+from coinpilot_pipelines.storage.throwaway_postgres import ThrowawayPostgres, free_port
 
 
 def machine_description() -> str:
@@ -61,7 +60,6 @@ class BenchDatabases:
                              dbname=url.database or "postgres", autocommit=True) as connection:
             connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
             connection.execute(statement)
-            self.server_version = connection.execute("SHOW server_version").fetchone()[0]
         return url.set(database=name).render_as_string(hide_password=False)
 
     def fresh(self) -> str:
@@ -79,12 +77,6 @@ def await_fresh_weight_minute() -> None:
     time.sleep(60 - time.time() % 60 + 0.1)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class EmulatorProcess:
     url: str
@@ -93,7 +85,7 @@ class EmulatorProcess:
 @contextmanager
 def emulator_process() -> Iterator[EmulatorProcess]:
     """The emulator as a separate process, as a real exchange would be: it does not share our GIL."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "coinpilot_pipelines.cli", "emulator", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,

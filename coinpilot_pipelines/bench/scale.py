@@ -20,12 +20,12 @@ from coinpilot_pipelines.bench.environment import BenchDatabases, await_fresh_we
 from coinpilot_pipelines.bench.ingest import BENCH_END
 from coinpilot_pipelines.bench.sensor import SYMBOLS
 from coinpilot_pipelines.defs.candles import build_candles_asset
-from coinpilot_pipelines.defs.partitions import market_partitions
+from coinpilot_pipelines.cli.demo import QUIET_LOGGING
+from coinpilot_pipelines.defs.partitions import market_partitions, partition_range_tags
 from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
 from coinpilot_pipelines.settings import Settings
 
 WORKERS = (1, 2, 4)
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def backfill_one_symbol(url: str, emulator_url: str, symbol: str, first: date, last: date) -> int:
@@ -35,9 +35,8 @@ def backfill_one_symbol(url: str, emulator_url: str, symbol: str, first: date, l
     result = dg.materialize(
         [build_candles_asset(market_partitions(settings))],
         resources={"database": DatabaseResource(url=url), "market_data": MarketDataResource(base_url=emulator_url)},
-        tags={"dagster/asset_partition_range_start": f"{first.isoformat()}|{symbol}",
-              "dagster/asset_partition_range_end": f"{last.isoformat()}|{symbol}"},
-        instance=dg.DagsterInstance.ephemeral(), run_config=QUIET,
+        tags=partition_range_tags(first, last, symbol),
+        instance=dg.DagsterInstance.ephemeral(), run_config=QUIET_LOGGING,
     )
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     return int(metadata["rows_inserted"].value)

@@ -13,7 +13,7 @@ import pandas as pd
 from coinpilot_pipelines.cli.environment import LocalEnvironment, local_environment
 from coinpilot_pipelines.defs import build_definitions, news_resource
 from coinpilot_pipelines.defs.news import NEWS_JOB
-from coinpilot_pipelines.defs.partitions import day_start
+from coinpilot_pipelines.defs.partitions import day_start, partition_range_tags
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.news.stats import health_table, source_health
 from coinpilot_pipelines.storage.candles import count_rejects, window_summary
@@ -26,14 +26,6 @@ from coinpilot_pipelines.trading.executor import decisions_table
 # weekend, so the demo shows real market data (other symbols come from the synthetic market).
 DEMO_FIRST_DAY = date(2023, 3, 10)
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def partition_range_tags(first: date, last: date, symbol: str) -> dict[str, str]:
-    """Run tags for one run over a range of partitions, as a UI backfill with a single-run policy sets."""
-    return {
-        "dagster/asset_partition_range_start": f"{first.isoformat()}|{symbol}",
-        "dagster/asset_partition_range_end": f"{last.isoformat()}|{symbol}",
-    }
 
 
 def run_demo(days: int) -> None:

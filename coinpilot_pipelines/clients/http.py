@@ -82,7 +82,6 @@ class RequestGate:
         self._shared = shared
         self._lock = threading.Lock()
         self._paused_until = 0.0
-        self.total_paused_s = 0.0
 
     def pause_for(self, seconds: float, reason: str = "") -> None:
         until = self._clock() + max(0.0, seconds)
@@ -99,7 +98,6 @@ class RequestGate:
                 remaining = max(self._paused_until, shared_until) - now
             if remaining <= 0:
                 return
-            self.total_paused_s += remaining
             self._sleep(remaining)
 
 

@@ -21,7 +21,7 @@ from coinpilot_pipelines.ml.monitoring import RetrainPolicy
 from coinpilot_pipelines.ml.pipeline import train_and_register
 from coinpilot_pipelines.ml.promotion import PromotionPolicy
 from coinpilot_pipelines.ml.reporting import build_calibration_report
-from coinpilot_pipelines.ml.training import MODEL_KINDS, TrainingSpec
+from coinpilot_pipelines.ml.training import TrainingSpec
 from coinpilot_pipelines.settings import ModelSettings
 
 FEATURES_CHECK = "features_contract"
@@ -105,8 +105,6 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
     )
     def signal_model(context: dg.AssetExecutionContext, config: TrainingConfig, database: DatabaseResource,
                      market_data: MarketDataResource, mlflow: MlflowResource) -> dg.MaterializeResult:
-        if config.model not in MODEL_KINDS:
-            raise ValueError(f"model {config.model!r} is not one of {MODEL_KINDS}")
         spec = TrainingSpec(
             window_days=config.window_days, labels=LabelSpec(settings.label_horizon_bars, settings.label_dead_band),
             embargo_bars=settings.label_horizon_bars, model=config.model, regularization=config.regularization,

@@ -61,3 +61,11 @@ def windows_by_symbol(
         spans.append((day_start(first), day_start(previous + timedelta(days=1))))
         windows[symbol] = spans
     return windows
+
+
+def partition_range_tags(first: date, last: date, symbol: str) -> dict[str, str]:
+    """Run tags for one run over a range of partitions, as a UI backfill with a single-run policy sets."""
+    return {
+        "dagster/asset_partition_range_start": f"{first.isoformat()}|{symbol}",
+        "dagster/asset_partition_range_end": f"{last.isoformat()}|{symbol}",
+    }

@@ -14,7 +14,7 @@ from coinpilot_pipelines.settings import TradingSettings
 from coinpilot_pipelines.storage.candles import latest_open_time
 from coinpilot_pipelines.storage.schema import model_inference_log
 from coinpilot_pipelines.trading.executor import Executor, ExecutorSettings
-from coinpilot_pipelines.trading.guards import MODES, GuardInputs, resolve_mode
+from coinpilot_pipelines.trading.guards import GuardInputs, resolve_mode
 from coinpilot_pipelines.trading.risk import RiskLimits
 from coinpilot_pipelines.trading.signals import ExitRules
 
@@ -99,8 +99,6 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
     @dg.op(description="Decide the execution mode from the guards (and a safer mode asked for).")
     def resolve_trading_mode(context: dg.OpExecutionContext, config: ModeConfig,
                              guards: TradingGuardsResource, upbit: UpbitExchangeResource) -> dg.Output[str]:
-        if config.mode is not None and config.mode not in MODES:
-            raise ValueError(f"mode {config.mode!r} is not one of {MODES}")
         decision = resolve_mode(GuardInputs(guards.live_trading_enabled, guards.trade_mode, guards.guard_phrase,
                                             guards.paper_policy_profile, bool(upbit.access_key), bool(upbit.secret_key)),
                                 config.mode)

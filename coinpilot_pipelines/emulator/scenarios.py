@@ -62,9 +62,6 @@ class Window:
     end_ms: int
     symbol: str | None = None
 
-    def covers(self, symbol: str, open_ms: int) -> bool:
-        return (self.symbol is None or self.symbol == symbol) and self.start_ms <= open_ms < self.end_ms
-
 
 @dataclass
 class Withheld:

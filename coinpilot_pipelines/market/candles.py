@@ -61,16 +61,6 @@ class CandleBatch:
         return len(self.frame)
 
 
-def empty_candle_frame() -> pd.DataFrame:
-    return build_candle_frame(
-        open_time_ms=np.empty(0, dtype=np.int64),
-        close_time_ms=np.empty(0, dtype=np.int64),
-        decimals={name: [] for name in DECIMAL_COLUMNS},
-        trade_count=[],
-        raw_index=np.empty(0, dtype=np.int64),
-    )
-
-
 def build_candle_frame(
     *,
     open_time_ms: np.ndarray,

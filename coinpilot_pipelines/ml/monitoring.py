@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import takewhile
 
 from coinpilot_pipelines.ml.drift import Drift
 
@@ -33,7 +34,7 @@ def recommend_retrain(production_ece: float, live_ece: float | None, live_count:
     if live_ece is not None and live_count >= policy.min_live_outcomes:
         gap = live_ece - production_ece
         gap_exceeded = gap > policy.ece_gap_abs and gap > policy.ece_gap_rel * production_ece
-        streak = 1 + sum(1 for _ in _leading_true(earlier_gap_flags)) if gap_exceeded else 0
+        streak = 1 + len(list(takewhile(bool, earlier_gap_flags))) if gap_exceeded else 0
         if streak >= policy.streak:
             reasons.append(f"live ECE {live_ece:.4f} exceeds production ECE {production_ece:.4f} by {gap:.4f} "
                            f"in {streak} consecutive reports")
@@ -46,9 +47,3 @@ def recommend_retrain(production_ece: float, live_ece: float | None, live_count:
                else "live calibration within tolerance and no feature drift")
     return Recommendation(False, gap_exceeded, summary)
 
-
-def _leading_true(flags: Sequence[bool]):  # noqa: ANN202 - generator
-    for flag in flags:
-        if not flag:
-            return
-        yield flag

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from coinpilot_pipelines.news.identity import ItemIdentity, item_identity, published_within
+from coinpilot_pipelines.news.identity import ItemIdentity, published_within
 from coinpilot_pipelines.news.model import FeedItem
 
 # The same normalized title more than this far apart in time is a recurring headline, not a copy.
@@ -84,17 +84,17 @@ class ArticleIndex:
         return None
 
 
-def classify_items(source: str, items: list[FeedItem], index: ArticleIndex, seen_item_keys: set[str],
-                   *, fetched_at: datetime) -> list[ItemOutcome]:
+def classify_items(source: str, items: list[FeedItem], identities: list[ItemIdentity], index: ArticleIndex,
+                   seen_item_keys: set[str], *, fetched_at: datetime) -> list[ItemOutcome]:
     """Decide for each item what it is, updating ``index`` (and matched records) as it goes.
 
-    ``seen_item_keys`` are the items this source delivered in earlier polls; the same item listed
-    twice within this poll is a duplicate, not an unchanged repeat.
+    ``identities`` are the items' ``item_identity``, in order. ``seen_item_keys`` are the items
+    this source delivered in earlier polls; the same item listed twice within this poll is a
+    duplicate, not an unchanged repeat.
     """
     outcomes = []
     in_this_poll: set[str] = set()
-    for item in items:
-        identity = item_identity(source, item)
+    for item, identity in zip(items, identities, strict=True):
         article = index.same_article(identity)
         if identity.item_key in seen_item_keys and identity.item_key not in in_this_poll:
             kind, article = ItemKind.UNCHANGED, None

@@ -150,7 +150,7 @@ def _record_response(engine: Engine, feed: NewsFeed, response: FeedResponse, now
             identities = [item_identity(feed.source, item) for item in items]
             index = ArticleIndex(store.candidate_articles(connection, identities))
             seen = store.seen_item_keys(connection, feed.source, (i.item_key for i in identities))
-            outcomes = classify_items(feed.source, items, index, seen, fetched_at=now)
+            outcomes = classify_items(feed.source, items, identities, index, seen, fetched_at=now)
             store.save_outcomes(connection, feed.source, outcomes, now)
             store.record_item_rejects(connection, feed.source, response.feed.rejects, now)
             poll.counts = Counter(o.kind for o in outcomes)

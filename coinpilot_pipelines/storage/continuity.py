@@ -56,8 +56,8 @@ def scan_continuity(engine: Engine, series: SeriesKey, window_start: datetime, w
         day_counts = connection.execute(
             query, {**_series_params(series), "window_start": window_start, "window_end": window_end}
         ).all()
-    for start, end in incomplete_day_ranges(
-        ((row.day_start, row.present_bars) for row in day_counts), window_start, window_end, series.interval
-    ):
-        scan.gaps.extend(holes_in(engine, series, start, end))
+        for start, end in incomplete_day_ranges(
+            ((row.day_start, row.present_bars) for row in day_counts), window_start, window_end, series.interval
+        ):
+            scan.gaps.extend(holes(connection, series, start, end))
     return scan

@@ -50,15 +50,15 @@ def read_features(engine: Engine, series_list: Sequence[SeriesKey], start: datet
                   valid_only: bool = True) -> pd.DataFrame:
     """Stored features of several series in ``[start, end)``, with a ``symbol`` column."""
     frames = []
-    for series in series_list:
-        query = select(candle_features).where(
-            _series_of(candle_features, series), candle_features.c.open_time >= start,
-            candle_features.c.open_time < end)
-        if valid_only:
-            query = query.where(candle_features.c.is_valid.is_(True))
-        with engine.connect() as connection:
+    with engine.connect() as connection:
+        for series in series_list:
+            query = select(candle_features).where(
+                _series_of(candle_features, series), candle_features.c.open_time >= start,
+                candle_features.c.open_time < end)
+            if valid_only:
+                query = query.where(candle_features.c.is_valid.is_(True))
             rows = connection.execute(query.order_by(candle_features.c.open_time)).all()
-        frames.append(pd.DataFrame(rows, columns=[c.name for c in candle_features.columns]))
+            frames.append(pd.DataFrame(rows, columns=[c.name for c in candle_features.columns]))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[c.name for c in candle_features.columns])
     frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True)
     return frame.astype({name: "float64" for name in ("close", *FEATURE_VALUE_COLUMNS)})
@@ -74,18 +74,3 @@ def store_labels(engine: Engine, series: SeriesKey, labels: pd.DataFrame, *, ver
     with engine.begin() as connection:
         return upsert_frame(connection, candle_labels, frame,
                             key=("exchange", "symbol", "interval", "open_time", "label_version"))
-
-
-def read_labels(engine: Engine, series_list: Sequence[SeriesKey], start: datetime, end: datetime, *,
-                version: str) -> pd.DataFrame:
-    frames = []
-    for series in series_list:
-        query = select(candle_labels).where(
-            _series_of(candle_labels, series), candle_labels.c.label_version == version,
-            candle_labels.c.open_time >= start, candle_labels.c.open_time < end,
-        ).order_by(candle_labels.c.open_time)
-        with engine.connect() as connection:
-            frames.append(pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in candle_labels.columns]))
-    frame = pd.concat(frames, ignore_index=True)
-    frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True)
-    return frame

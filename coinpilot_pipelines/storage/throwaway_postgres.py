@@ -17,8 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
 
 
 class PostgresUnavailable(RuntimeError):
@@ -48,7 +46,7 @@ def _version_key(path: str) -> float:
         return 0.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -59,7 +57,7 @@ class ThrowawayPostgres:
 
     def __init__(self, *, durable: bool = False) -> None:
         self.bindir = find_bindir()
-        self.port = _free_port()
+        self.port = free_port()
         self.durable = durable  # fsync on: only fault tests that kill the server need it
         self._root = Path(tempfile.mkdtemp(prefix="coinpilot-pg-"))
         self.datadir = self._root / "data"
@@ -117,15 +115,6 @@ class ThrowawayPostgres:
         self.stop("fast")
         time.sleep(downtime_s)
         self.start()
-
-    def create_database(self, name: str, template: str | None = None) -> str:
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
-                             autocommit=True) as connection:
-            connection.execute(statement)
-        return self.url_for(name)
 
     def destroy(self) -> None:
         self.stop("immediate")

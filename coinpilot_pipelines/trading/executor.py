@@ -117,12 +117,12 @@ class Executor:
         found = []
         scored = scored_bars(self.engine, series, start, end)
         features = read_features(self.engine, [series], start, end)
+        held = set(open_trades(self.engine, series.symbol)["strategy"])
         for strategy, signal in ((MODEL, latest_model_entry(series.symbol, scored, self.settings.entry_threshold)),
                                  ("mean_reversion", latest_mean_reversion_entry(series.symbol, features))):
             if signal is None:
                 continue
-            trades = open_trades(self.engine, series.symbol)
-            if (trades["strategy"] == strategy).any() or pending_entry_exists(self.engine, series.symbol, strategy):
+            if strategy in held or pending_entry_exists(self.engine, series.symbol, strategy):
                 continue  # one position (or pending entry) per symbol and strategy
             found.append(signal)
         return found
@@ -199,12 +199,11 @@ class Executor:
         signals = signals_with_status(self.engine, ["confirmed"])
         for signal in signals[signals["id"].isin(signal_ids)].itertuples(index=False):
             series = next(s for s in self.series_list if s.symbol == signal.symbol)
-            next_bar = read_closes(self.engine, series, signal.bar_open_time + series.interval.delta,
-                                   signal.bar_open_time + series.interval.delta * 2)
-            if next_bar.empty:
-                continue  # the fill bar is not there yet: the next run fills it
-            opened = self._next_open(series, signal.bar_open_time)
             fill_time = signal.bar_open_time + series.interval.delta
+            fill_bar = read_candles(self.engine, series, fill_time, fill_time + series.interval.delta)
+            if fill_bar.empty:
+                continue  # the fill bar is not there yet: the next run fills it
+            opened = Decimal(fill_bar["open"].iloc[0])
             if signal.action == "enter":
                 fill = entry_fill(opened, self.settings.paper_notional, slippage=self.settings.slippage,
                                   fee_rate=self.settings.fee_rate)
@@ -220,10 +219,6 @@ class Executor:
             if attempt_id is not None:
                 attempt_ids.append(attempt_id)
         return attempt_ids
-
-    def _next_open(self, series: SeriesKey, bar: datetime) -> Decimal:
-        rows = read_candles(self.engine, series, bar + series.interval.delta, bar + series.interval.delta * 2)
-        return Decimal(rows["open"].iloc[0])
 
     def _close(self, signal, trade, fill, at: datetime) -> None:  # noqa: ANN001 - rows and a Fill
         def pnl_of(row) -> Decimal:  # noqa: ANN001 - a paper trade row

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 import uuid
 import warnings
@@ -31,14 +30,12 @@ from coinpilot_pipelines.clients.http import (
     RetryPolicy,
     request_json,
 )
+from coinpilot_pipelines.clients.upbit.quotation import pause_when_second_spent
 
 ORDERS_PATH = "/v1/orders"
 TEST_ORDERS_PATH = "/v1/orders/test"
 ORDER_PATH = "/v1/order"
 ACCOUNTS_PATH = "/v1/accounts"
-_REMAINING = re.compile(r"sec=(\d+)")
-
-
 class UpbitAuthError(ExchangeRequestError):
     """Upbit refused the credentials or the signature; the message carries Upbit's reason."""
 
@@ -61,12 +58,6 @@ def sign(access_key: str, secret_key: str, params: Mapping[str, Any] | None = No
         # Upbit issues 40-character secrets; PyJWT would warn about every signature.
         warnings.simplefilter("ignore", InsecureKeyLengthWarning)
         return jwt.encode(payload, secret_key, algorithm="HS512")
-
-
-def seconds_left_this_second(response: httpx.Response) -> int | None:
-    """From ``Remaining-Req: group=order; min=...; sec=N``: requests left in the current second."""
-    match = _REMAINING.search(response.headers.get("Remaining-Req", ""))
-    return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
@@ -119,9 +110,7 @@ class UpbitExchangeClient:
         return {"Authorization": f"Bearer {sign(self._access_key, self._secret_key, params)}"}
 
     def _respect_remaining(self, response: httpx.Response) -> None:
-        left = seconds_left_this_second(response)
-        if left is not None and left <= 0:
-            self.gate.pause_for(1.0)
+        pause_when_second_spent(self.gate, response)
 
     def _get(self, path: str, params: Mapping[str, Any] | None, what: str) -> Any:
         try:

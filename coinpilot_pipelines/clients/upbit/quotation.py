@@ -46,6 +46,14 @@ _FIELDS = {
 _REMAINING = re.compile(r"sec=(\d+)")
 
 
+def pause_when_second_spent(gate: RequestGate, response: httpx.Response) -> None:
+    """``Remaining-Req: group=candles; min=1799; sec=N``: at N = 0 this second's allowance is
+    spent, so the next request waits for the next second."""
+    match = _REMAINING.search(response.headers.get("Remaining-Req", ""))
+    if match and int(match.group(1)) <= 0:
+        gate.pause_for(1.0)
+
+
 def minute_unit(interval: Interval) -> int:
     if interval.ms % 60_000 or interval.minutes not in MINUTE_UNITS:
         raise ValueError(f"Upbit has no {interval.code} minute candles (units: {MINUTE_UNITS})")
@@ -93,10 +101,7 @@ class UpbitQuotationClient:
         self.close()
 
     def _respect_remaining(self, response: httpx.Response) -> None:
-        # "group=candles; min=1799; sec=9": sec is what is left of this second's allowance.
-        match = _REMAINING.search(response.headers.get("Remaining-Req", ""))
-        if match and int(match.group(1)) <= 0:
-            self.gate.pause_for(1.0)
+        pause_when_second_spent(self.gate, response)
 
     def fetch_page(self, market: str, interval: Interval, to_ms_exclusive: int) -> list:
         payload, _ = request_json(
