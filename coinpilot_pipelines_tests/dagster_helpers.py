@@ -6,6 +6,8 @@ import dagster as dg
 
 from coinpilot_pipelines.defs import build_definitions
 from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource, NewsFeedsResource
+from coinpilot_pipelines.news.ingest import BootstrapPolicy
+from coinpilot_pipelines.news.model import NewsFeed
 from coinpilot_pipelines.settings import Settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -33,10 +35,10 @@ def market_resources(database_url: str, emulator_url: str, **client: object) -> 
 
 
 def news_resources(database_url: str, emulator_url: str, *sources: str, **config: object) -> dict[str, object]:
-    feeds = ",".join(f"{source}={emulator_url}/rss/{source}" for source in sources)
+    feeds = tuple(NewsFeed(source, f"{emulator_url}/rss/{source}") for source in sources)
     return {
         "database": DatabaseResource(url=database_url),
-        "news": NewsFeedsResource(feeds=feeds, timeout_s=2.0, bootstrap_pause_s=0.0, **config),
+        "news": NewsFeedsResource(feeds=feeds, timeout_s=2.0, **{"bootstrap": BootstrapPolicy(pause_s=0.0), **config}),
     }
 
 

@@ -14,7 +14,7 @@ from dagster._serdes import serialize_value
 from sqlalchemy import select
 
 from coinpilot_pipelines.clients.anthropic_analyst import AnthropicAnalyst
-from coinpilot_pipelines.defs import build_resources
+from coinpilot_pipelines.defs import build_resources, resource_values
 from coinpilot_pipelines.defs.trading import AnalystResource, build_trading_definitions
 from coinpilot_pipelines.emulator.server import Emulator
 from coinpilot_pipelines.storage.database import get_engine
@@ -51,7 +51,8 @@ def executor_definitions(db: str, emulator_url: str) -> dg.Definitions:
     settings = settings_for(db, emulator_url, COINPILOT_SYMBOLS="BTCUSDT", LIVE_ORDER_POLL_INTERVAL_SEC="0.01")
     trading = build_trading_definitions(settings.trading, 0.5, settings.symbols)
     resources = build_resources(settings)
-    resources["analyst"] = MockedAnalystResource(api_key=resources["analyst"].api_key, model="claude-haiku-4-5")
+    resources["analyst"] = MockedAnalystResource(api_key=resource_values(settings)["analyst"].api_key,
+                                                 model="claude-haiku-4-5")
     return dg.Definitions(jobs=trading["jobs"], sensors=trading["sensors"], resources=resources)
 
 
@@ -67,7 +68,7 @@ def test_a_live_run_leaks_no_secret_to_logs_metadata_or_tables(sqlite_url: str, 
     for name, value in {"UPBIT_ACCESS_KEY": MARKER_ACCESS, "UPBIT_SECRET_KEY": MARKER_SECRET,
                         "ANTHROPIC_API_KEY": MARKER_ANTHROPIC, "LIVE_TRADING_ENABLED": "true",
                         "UPBIT_TRADE_MODE": "live", "LIVE_GUARD_PHRASE": LIVE_GUARD_PHRASE,
-                        "PAPER_POLICY_PROFILE": "production"}.items():
+                        "PAPER_POLICY_PROFILE": "prod"}.items():
         monkeypatch.setenv(name, value)
     caplog.set_level(logging.DEBUG)
     with Emulator(upbit_keys={MARKER_ACCESS: MARKER_SECRET}) as emulator:

@@ -20,7 +20,7 @@ from coinpilot_pipelines.bench.environment import BenchDatabases, await_fresh_we
 from coinpilot_pipelines.bench.ingest import BENCH_END
 from coinpilot_pipelines.bench.sensor import SYMBOLS
 from coinpilot_pipelines.defs.candles import build_candles_asset
-from coinpilot_pipelines.cli.demo import QUIET_LOGGING
+from coinpilot_pipelines.cli.runs import QUIET_LOGGING
 from coinpilot_pipelines.defs.partitions import market_partitions, partition_range_tags
 from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
 from coinpilot_pipelines.settings import Settings

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import click
@@ -17,6 +19,22 @@ from coinpilot_pipelines.emulator.scenarios import PRESETS, load_scenario
 from coinpilot_pipelines.emulator.server import Emulator
 from coinpilot_pipelines.settings import Settings
 from coinpilot_pipelines.storage.database import create_database_engine, upgrade
+
+
+class IsoDate(click.ParamType):
+    """A calendar date written YYYY-MM-DD; a bad one is refused naming the option."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            self.fail(f"{text!r} is not a date (YYYY-MM-DD)", param, ctx)
+        try:
+            date.fromisoformat(text)
+        except ValueError as exc:
+            self.fail(f"{text!r} is not a date: {exc}", param, ctx)
+        return text
 
 
 @click.command(help="Run the pipeline end to end on the embedded defaults against the bundled emulator.")
@@ -83,7 +101,7 @@ def upgrade_command(dsn: str | None) -> None:
 @click.option("--symbol", required=True, help="e.g. BTCUSDT")
 @click.option("--interval", default="1m", show_default=True)
 @click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3660))
-@click.option("--end", default=None, help="YYYY-MM-DD (exclusive); default: today")
+@click.option("--end", default=None, type=IsoDate(), help="YYYY-MM-DD (exclusive); default: today")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the report here.")
 @click.option("--auto-insert-missing", is_flag=True, help="Register gaps not yet known as segments for repair.")
 @click.option("--dsn", default=None, help="Database URL; defaults to COINPILOT_DATABASE_URL or the SQLite file.")

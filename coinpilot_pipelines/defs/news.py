@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from coinpilot_pipelines.defs.resources import DatabaseResource, NewsFeedsResource
+from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, NewsFeedsResource
 from coinpilot_pipelines.news.dedup import ItemKind
 from coinpilot_pipelines.news.health import FAILED_STATUSES
 from coinpilot_pipelines.news.ingest import NewsIngestReport, ingest_news
@@ -57,6 +57,7 @@ def news_articles_metadata(report: NewsIngestReport) -> dict[str, Any]:
 
 @dg.asset(
     name="news_articles",
+    config_schema=NO_CONFIG,
     group_name=NEWS_GROUP,
     kinds={"python", "sql"},
     description=(
@@ -66,13 +67,12 @@ def news_articles_metadata(report: NewsIngestReport) -> dict[str, Any]:
         "an empty store is bootstrapped with repeated polls."
     ),
 )
-def news_articles(context: dg.AssetExecutionContext, database: DatabaseResource,
-                  news: NewsFeedsResource) -> dg.MaterializeResult:
+def news_articles(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
+                  news: dg.ResourceParam[NewsFeedsResource]) -> dg.MaterializeResult:
     engine = database.engine()
-    feeds = news.feed_list()
+    feeds = news.feeds
     with news.client() as client:
-        report = ingest_news(client, engine, feeds, clock=utc_now, backoff=news.backoff(),
-                             bootstrap=news.bootstrap())
+        report = ingest_news(client, engine, feeds, clock=utc_now, backoff=news.backoff, bootstrap=news.bootstrap)
     for source, polls in report.per_source().items():
         failed = [p for p in polls if p.status == "error"]
         if failed:
@@ -84,6 +84,7 @@ def news_articles(context: dg.AssetExecutionContext, database: DatabaseResource,
 
 @dg.asset(
     name="news_dedup_stats",
+    config_schema=NO_CONFIG,
     group_name=NEWS_GROUP,
     deps=[news_articles],
     kinds={"python", "sql"},
@@ -100,11 +101,11 @@ def news_articles(context: dg.AssetExecutionContext, database: DatabaseResource,
         )
     ],
 )
-def news_dedup_stats(context: dg.AssetExecutionContext, database: DatabaseResource,
-                     news: NewsFeedsResource) -> dg.MaterializeResult:
+def news_dedup_stats(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
+                     news: dg.ResourceParam[NewsFeedsResource]) -> dg.MaterializeResult:
     engine = database.engine()
-    evaluated = update_dedup_stats(engine, news.thresholds(), computed_at=utc_now())
-    sources = [feed.source for feed in news.feed_list()]
+    evaluated = update_dedup_stats(engine, news.thresholds, computed_at=utc_now())
+    sources = [feed.source for feed in news.feeds]
     summaries = source_health(engine, sources)
     flagged = {s.source: s.health.problems for s in summaries if s.health and s.health.problems}
     context.log.info(f"{evaluated} polls evaluated; {len(flagged)} of {len(summaries)} sources need attention")
