@@ -100,8 +100,9 @@ class _UpbitMarketView:
         return Decimal(str(bar.c))
 
     def reached(self, market: str, since_ms: int) -> tuple[Decimal, Decimal] | None:
+        # From the minute after the order's: what traded before it arrived cannot fill it.
         now = self.now_ms()
-        bar = self._state.market.summary("upbit", market, since_ms - since_ms % MINUTE_MS, now + 1, now)
+        bar = self._state.market.summary("upbit", market, since_ms - since_ms % MINUTE_MS + MINUTE_MS, now + 1, now)
         return None if bar is None else (Decimal(str(bar.low)), Decimal(str(bar.h)))
 
 
