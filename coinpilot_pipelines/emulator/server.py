@@ -334,6 +334,10 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = binance_error(404, -1000, f"Unknown route {method} {url.path}.")
         except ScenarioError as exc:
             reply = json_reply(400, {"error": str(exc)})
+        except Exception:  # a fault of the emulator itself: answer it as the exchange would, never hang up
+            log.exception("emulator: %s %s failed", method, self.path)
+            reply = (upbit_error(500, "server_error", "Internal server error.") if url.path.startswith("/v1/")
+                     else binance_error(500, -1000, "An unknown error occurred while processing the request."))
         try:
             self._send(reply, truncate)
         except (BrokenPipeError, ConnectionResetError):
