@@ -4,7 +4,7 @@ Nothing in the libraries is changed but where they connect: ccxt's ``urls`` (and
 market types to load: spot only, since the emulator serves no futures), python-binance's
 ``API_URL``, and for pyupbit, which spells ``https://api.upbit.com`` inside every URL it builds
 (0.2.34 has no host setting), its requests are sent to the emulator's host instead, restored
-after. Every call runs under a time cap, and the latencies are printed at the end of the run.
+after. Every call runs under a time cap; pytest prints the slowest of each kind at the end.
 
 Budget: the whole module runs in well under 60 s on a 2-core machine (most of it paging 30,240
 bars of March 2023 through ccxt and one python-binance pause between pages).
@@ -13,20 +13,21 @@ bars of March 2023 through ccxt and one python-binance pause between pages).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 import ccxt
 import pytest
+import pyupbit
 import requests
 from binance.client import Client
 from binance.exceptions import BinanceAPIException
 
-import pyupbit
 from coinpilot_pipelines.emulator.recordings import binance_recordings, upbit_recordings
 from coinpilot_pipelines.emulator.upbit_exchange import DEFAULT_KEYS
+from coinpilot_pipelines_tests.conftest import conformance_latencies
 
 pytestmark = pytest.mark.conformance
 
@@ -35,24 +36,15 @@ MARCH_1_2023 = 1677628800000
 MARCH_22_2023 = MARCH_1_2023 + 21 * 86_400_000
 ACCESS_KEY, SECRET_KEY = next(iter(DEFAULT_KEYS.items()))
 CAP_S = 5.0  # a single call; paging loops get one cap per page
-LATENCIES: dict[str, float] = {}
 
 
 def timed(name: str, call: Callable[[], Any], cap_s: float = CAP_S) -> Any:
     started = time.perf_counter()
     result = call()
     elapsed = time.perf_counter() - started
-    LATENCIES[name] = max(LATENCIES.get(name, 0.0), elapsed)
+    conformance_latencies[name] = max(conformance_latencies.get(name, 0.0), elapsed)
     assert elapsed < cap_s, f"{name} took {elapsed:.2f} s (cap {cap_s} s)"
     return result
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report_latencies() -> Iterator[None]:
-    yield
-    print("\nconformance latencies (slowest call of each kind):")
-    for name, seconds in sorted(LATENCIES.items()):
-        print(f"  {name}: {seconds * 1000:.1f} ms")
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def request_weight(path: str, params: dict[str, str]) -> int:
     if path == "/api/v3/ticker/24hr":
         if "symbol" in params:
             return 2
-        count = len(_symbol_list(params["symbols"])) if "symbols" in params and _is_list(params["symbols"]) else 0
+        count = len(json.loads(params["symbols"])) if "symbols" in params and _is_list(params["symbols"]) else 0
         return 2 if 0 < count <= 20 else 40 if 0 < count <= 100 else 80
     if path == "/api/v3/ticker/price":
         return 2 if "symbol" in params else 4
@@ -116,10 +116,6 @@ def _is_list(raw: str) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def _symbol_list(raw: str) -> list[str]:
-    return json.loads(raw)
-
-
 def _symbols(state: EmulatorState, params: dict[str, str]) -> list[str] | None:
     """``symbol`` (one), ``symbols`` (a JSON array) or neither (all served symbols); None for one."""
     if "symbol" in params and "symbols" in params:
@@ -131,7 +127,7 @@ def _symbols(state: EmulatorState, params: dict[str, str]) -> list[str] | None:
         if not _is_list(params["symbols"]):
             raise BadRequest(binance_error(400, -1100, "Illegal characters found in parameter 'symbols'; legal range "
                                                        "is '^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'."))
-        return [_served(state, s) for s in _symbol_list(params["symbols"])]
+        return [_served(state, s) for s in json.loads(params["symbols"])]
     return list(state.symbols.binance)
 
 

@@ -146,7 +146,7 @@ class EmulatorState:
             }
 
     # -- faults and limits of the market endpoints ------------------------------------------
-    def admit(self, flavor: str, weight: int) -> tuple[Reply | None, dict[str, str], int]:
+    def admit(self, flavor: str, weight: int, group: str = "candles") -> tuple[Reply | None, dict[str, str], int]:
         """Count the request against its exchange's limits and decide whether a fault answers it
         instead of the data. Binance's used weight is reported on every answer, refusals too."""
         scenario = self.scenario
@@ -158,7 +158,7 @@ class EmulatorState:
             refused = self._limited(flavor, limiter, scenario, weight, now, number)
             headers = {WEIGHT_HEADER: str(limiter.weight_used)} if flavor == "binance" else {}
             if refused is None and flavor == "upbit":
-                headers["Remaining-Req"] = f"group=candles; min=600; sec={max(UPBIT_REQUESTS_PER_SECOND - limiter.in_second, 0)}"
+                headers["Remaining-Req"] = f"group={group}; min=600; sec={max(UPBIT_REQUESTS_PER_SECOND - limiter.in_second, 0)}"
             if refused is None and scenario.server_errors.active(number):
                 status = scenario.server_errors.status
                 refused = (binance_error(status, -1001, "Internal error; unable to process your request.")
@@ -355,13 +355,14 @@ class _Handler(BaseHTTPRequestHandler):
         if method != "GET":
             return upbit_error(405, "method_not_allowed", f"{method} {path} is not supported"), False
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-        return self._market("upbit", 1, lambda: upbit_api.handle(self.server.state, path, params))
+        return self._market("upbit", 1, lambda: upbit_api.handle(self.server.state, path, params),
+                            group=upbit_api.rate_group(path))
 
-    def _market(self, flavor: str, weight: int, handler: Callable[[], Reply]) -> tuple[Reply, bool]:
+    def _market(self, flavor: str, weight: int, handler: Callable[[], Reply], group: str = "candles") -> tuple[Reply, bool]:
         state = self.server.state
         if state.scenario.latency_s:
             time.sleep(state.scenario.latency_s)
-        refused, headers, number = state.admit(flavor, weight)
+        refused, headers, number = state.admit(flavor, weight, group)
         if refused is None and state.scenario.slow_responses.active(number):
             time.sleep(state.scenario.slow_responses.delay_s)
         reply = refused or handler()

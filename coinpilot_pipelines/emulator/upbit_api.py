@@ -39,6 +39,11 @@ NAMES = {"BTC": ("비트코인", "Bitcoin"), "ETH": ("이더리움", "Ethereum")
 KST = timezone(timedelta(hours=9))
 
 
+def rate_group(path: str) -> str:
+    """The request group Upbit counts a quotation call in (``Remaining-Req: group=...``)."""
+    return {"/v1/market/all": "market", "/v1/ticker": "ticker"}.get(path, "candles")
+
+
 def handle(state: EmulatorState, path: str, params: dict[str, str]) -> Reply:
     try:
         if path == "/v1/market/all":
