@@ -231,8 +231,8 @@ def test_malformed_and_unknown_requests_get_each_exchanges_error(emulator) -> No
     assert klines(emulator, symbol="NOSUCHCOIN", interval="1m").json() == {"code": -1121, "msg": "Invalid symbol."}
     for interval in ("1s", "8h", "3d", "1w", "1M"):
         assert klines(emulator, symbol="BTCUSDT", interval=interval, limit=1).status_code == 200
-    unknown = httpx.get(f"{emulator.url}/api/v3/nosuch")
-    assert unknown.status_code == 404 and set(unknown.json()) == {"code", "msg"} and "X-MBX-USED-WEIGHT-1M" in unknown.headers
+    for unknown in (httpx.get(f"{emulator.url}/api/v3/nosuch"), httpx.post(f"{emulator.url}/api/v3/klines")):
+        assert unknown.status_code == 404 and set(unknown.json()) == {"code", "msg"} and "X-MBX-USED-WEIGHT-1M" in unknown.headers
     upbit = httpx.get(f"{emulator.url}/v1/nosuch")
     assert upbit.status_code == 404 and set(upbit.json()["error"]) == {"name", "message"}
     assert httpx.get(f"{emulator.url}/v1/ticker", params={"markets": "KRW-NOSUCH"}).json() == {

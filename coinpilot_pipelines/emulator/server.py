@@ -346,8 +346,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _binance(self, method: str, path: str, query: str) -> tuple[Reply, bool]:
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-        if method != "GET":
-            return binance_error(404, -1000, f"Unknown route {method} {path}."), False
+        if method != "GET":  # still counted and answered with the used weight, as every Binance answer
+            return self._market("binance", 1, lambda: binance_error(404, -1000, f"Unknown route {method} {path}."))
         return self._market("binance", binance_api.request_weight(path, params),
                             lambda: binance_api.handle(self.server.state, path, params))
 
