@@ -56,7 +56,7 @@ def bench_scale(days: int, dsn: str | None, echo: Callable[[str], None]) -> list
             for workers in WORKERS:
                 url = databases.fresh()
                 with _workers(workers) as pool:
-                    # a 10 x 30-day backfill spends about 2,200 of the 6,000 weight a minute allows
+                    # a 10 x 30-day backfill spends 864 of the 6,000 weight a minute allows
                     await_fresh_weight_minute()
                     started = time.perf_counter()
                     stored = _backfill(pool, url, emulator.url, first, last)

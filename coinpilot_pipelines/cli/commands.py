@@ -17,6 +17,7 @@ from coinpilot_pipelines.cli.demo import run_demo
 from coinpilot_pipelines.cli.environment import local_environment
 from coinpilot_pipelines.emulator.scenarios import PRESETS, load_scenario
 from coinpilot_pipelines.emulator.server import Emulator
+from coinpilot_pipelines.emulator.symbols import DEFAULT_BINANCE, DEFAULT_UPBIT, ServedSymbols
 from coinpilot_pipelines.settings import Settings
 from coinpilot_pipelines.storage.database import create_database_engine, upgrade
 
@@ -62,13 +63,20 @@ def ui(host: str, port: int) -> None:
             raise RuntimeError(f"dagster dev exited with code {completed.returncode}")
 
 
-@click.command(help="Serve the emulator (Binance klines, Upbit candles, the bundled news feeds) on loopback.")
+@click.command(help="Serve the emulator (Binance and Upbit market data, Upbit orders, the bundled news feeds) on loopback.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
 @click.option("--scenario", default=None,
               help=f"A preset ({', '.join(PRESETS)}), a JSON object, or a JSON file of faults to play.")
-def emulator(host: str, port: int, scenario: str | None) -> None:
-    server = Emulator(host=host, port=port, scenario=load_scenario(scenario))
+@click.option("--symbols", default=None,
+              help="Comma list of the symbols to serve (Binance BTCUSDT, Upbit KRW-BTC); default: "
+                   f"{','.join(DEFAULT_BINANCE + DEFAULT_UPBIT)}. Any other is an unknown symbol.")
+def emulator(host: str, port: int, scenario: str | None, symbols: str | None) -> None:
+    try:
+        served = ServedSymbols.parse(symbols) if symbols is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--symbols") from None
+    server = Emulator(host=host, port=port, scenario=load_scenario(scenario), symbols=served)
     # Stop on SIGTERM whatever disposition was inherited: a parent that ignores SIGTERM (as Dagster
     # leaves one whose SIGINT was ignored) would otherwise leave an emulator nobody can stop politely.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -23,7 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from coinpilot_pipelines.clients.http import RequestGate, RequestStats, RetryPolicy, SharedPause, request_json
+from coinpilot_pipelines.clients.http import (
+    ExchangeRequestError,
+    RequestGate,
+    RequestStats,
+    RetryPolicy,
+    SharedPause,
+    UnknownSymbolError,
+    request_json,
+)
 from coinpilot_pipelines.market.candles import (
     DECIMAL_COLUMNS,
     DECIMAL_TEXT_PATTERN,
@@ -47,15 +55,10 @@ KLINE_FIELDS = 12
 _DECIMAL_POSITIONS = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 5, "quote_volume": 7}
 
 
-def klines_request_weight(limit: int) -> int:
-    """Binance's published weight of one klines request for a given ``limit``."""
-    if limit < 100:
-        return 1
-    if limit < 500:
-        return 2
-    if limit <= 1000:
-        return 5
-    return 10
+# Binance's published weight of one spot klines request: 2 at any limit (since 2023-08-25; the
+# 1/2/5/10-by-limit table is the futures API's).
+KLINES_REQUEST_WEIGHT = 2
+UNKNOWN_SYMBOL_CODE = -1121
 
 
 def utc_now() -> datetime:
@@ -131,7 +134,7 @@ class BinanceSpotClient:
         self.weight = WeightBudget(
             self.gate,
             limit=weight_limit,
-            reserve=self.max_in_flight * klines_request_weight(MAX_KLINES_PER_PAGE),
+            reserve=self.max_in_flight * KLINES_REQUEST_WEIGHT,
             window_s=weight_window_s,
         )
         self.stats = RequestStats()
@@ -170,6 +173,11 @@ class BinanceSpotClient:
                 stats=stats,
                 sleep=self._sleep,
             )
+        except ExchangeRequestError as exc:
+            if _error_code(exc.body) == UNKNOWN_SYMBOL_CODE:
+                raise UnknownSymbolError(f"binance lists no symbol {symbol!r}: {exc}", symbol=symbol,
+                                         status=exc.status) from None
+            raise
         finally:
             with self._stats_lock:
                 self.stats.merge(stats)
@@ -221,6 +229,15 @@ class BinanceSpotClient:
             finally:
                 for future in pending:
                     future.cancel()
+
+
+def _error_code(body: bytes) -> int | None:
+    """The ``code`` of a Binance error body ``{"code": -1121, "msg": "..."}``, if it is one."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    return doc.get("code") if isinstance(doc, dict) else None
 
 
 def whole_json_array(body: bytes) -> bytes:

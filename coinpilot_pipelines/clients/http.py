@@ -34,6 +34,18 @@ class ExchangeError(RuntimeError):
 class ExchangeRequestError(ExchangeError):
     """The exchange refused the request itself (4xx): retrying the same request cannot help."""
 
+    def __init__(self, message: str, *, status: int | None = None, body: bytes = b"") -> None:
+        super().__init__(message, status=status)
+        self.body = body  # the exchange's error body, for the client module to read its code
+
+
+class UnknownSymbolError(ExchangeRequestError):
+    """The exchange does not list this symbol or market: a typo or a delisting, never retried."""
+
+    def __init__(self, message: str, *, symbol: str, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.symbol = symbol
+
 
 class ExchangeUnavailableError(ExchangeError):
     """Transient failures (5xx, timeouts, cut bodies) outlasted the retry budget."""
@@ -216,7 +228,7 @@ def request_json(
             if status >= 500:
                 last_error = f"HTTP {status} {body_excerpt(body)}"
             elif status >= 400:
-                raise ExchangeRequestError(f"{what}: HTTP {status} {body_excerpt(body)}", status=status)
+                raise ExchangeRequestError(f"{what}: HTTP {status} {body_excerpt(body)}", status=status, body=body)
             else:
                 try:
                     return decode(body), response
