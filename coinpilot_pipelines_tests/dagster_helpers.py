@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from coinpilot_pipelines.clock import SYSTEM_CLOCK
 from coinpilot_pipelines.defs import build_definitions
 from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource, NewsFeedsResource
 from coinpilot_pipelines.news.ingest import BootstrapPolicy
@@ -31,6 +32,7 @@ def market_resources(database_url: str, emulator_url: str, **client: object) -> 
     return {
         "database": DatabaseResource(url=database_url),
         "market_data": MarketDataResource(base_url=emulator_url, **{"max_attempts": 3, "base_delay_s": 0.01, **client}),
+        "clock": SYSTEM_CLOCK,
     }
 
 
@@ -39,6 +41,7 @@ def news_resources(database_url: str, emulator_url: str, *sources: str, **config
     return {
         "database": DatabaseResource(url=database_url),
         "news": NewsFeedsResource(feeds=feeds, timeout_s=2.0, **{"bootstrap": BootstrapPolicy(pause_s=0.0), **config}),
+        "clock": SYSTEM_CLOCK,
     }
 
 

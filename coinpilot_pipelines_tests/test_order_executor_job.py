@@ -126,16 +126,23 @@ def test_the_sensor_requests_one_run_per_state_of_the_data(sqlite_url: str, emul
     stored_market(sqlite_url, emulator.url, minutes=30)
     defs = executor_definitions(sqlite_url, emulator.url)
     sensor = defs.resolve_sensor_def("order_signal_sensor")
-    first = sensor.evaluate_tick(dg.build_sensor_context(resources=build_resources(settings_for(sqlite_url, emulator.url))))
+    resources = resource_values(settings_for(sqlite_url, emulator.url))
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor: str | None = None) -> dg.SensorExecutionData:
+        return sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor, resources=resources, instance=instance))
+
+    first = tick()
     (request,) = first.run_requests
     assert request.run_key == "orders-20240205T0029-0"
-    assert request.run_config == {"ops": {"collect_signals": {"config": {"up_to": "2024-02-05T00:29:00+00:00"}}}}
-    retried = sensor.evaluate_tick(dg.build_sensor_context(resources=build_resources(settings_for(sqlite_url, emulator.url))))
-    assert [r.run_key for r in retried.run_requests] == [request.run_key]  # a retried tick asks for the same run
-    quiet = sensor.evaluate_tick(dg.build_sensor_context(
-        cursor=first.cursor, resources=build_resources(settings_for(sqlite_url, emulator.url))))
-    assert quiet.run_requests == []
+    assert not request.run_config  # the run reads the newest data when it starts
+    assert [r.run_key for r in tick().run_requests] == [request.run_key]  # a retried tick asks for the same run
+    assert tick(first.cursor).run_requests == []
     stored_market(sqlite_url, emulator.url, minutes=31)
-    later = sensor.evaluate_tick(dg.build_sensor_context(
-        cursor=first.cursor, resources=build_resources(settings_for(sqlite_url, emulator.url))))
-    assert [r.run_key for r in later.run_requests] == ["orders-20240205T0030-0"]
+    # While an executor run is in progress, new data waits for it: no second run piles up behind it.
+    running = instance.create_run_for_job(defs.resolve_job_def("order_executor_job"),
+                                          status=dg.DagsterRunStatus.STARTED)
+    waiting = tick(first.cursor)
+    assert waiting.run_requests == [] and f"run {running.run_id[:8]} is started" in waiting.skip_message
+    instance.report_run_failed(running)
+    assert [r.run_key for r in tick(first.cursor).run_requests] == ["orders-20240205T0030-0"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import dagster as dg
 
+from coinpilot_pipelines.clock import SYSTEM_CLOCK
 from coinpilot_pipelines.defs.candles import build_candles_asset
 from coinpilot_pipelines.defs.continuity import build_continuity_definitions
 from coinpilot_pipelines.defs.ml import MlflowResource, build_ml_definitions
@@ -55,6 +56,7 @@ def resource_values(settings: Settings, secrets: Secrets | None = None) -> dict[
             secret_key=secrets.upbit_secret_key,
         ),
         "analyst": AnalystResource(api_key=secrets.anthropic_api_key, model=settings.trading.analyst_model),
+        "clock": SYSTEM_CLOCK,
     }
 
 

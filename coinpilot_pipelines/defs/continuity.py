@@ -13,6 +13,7 @@ import pandas as pd
 
 from coinpilot_pipelines.defs.candles import EXCHANGE_POOL
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
+from coinpilot_pipelines.defs.runs import describe, runs_in_progress
 from coinpilot_pipelines.market.live import LiveCursor, LivePolicy, poll_live_bars
 from coinpilot_pipelines.market.repair import RepairOutcome, RepairPolicy, repair_segment
 from coinpilot_pipelines.settings import ContinuitySettings
@@ -221,13 +222,26 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         description="Starts gap_repair_job when segments are due (found by the scan, or retries).",
     )
     def gap_repair_sensor(context: dg.SensorEvaluationContext, database: dg.ResourceParam[DatabaseResource]) -> dg.SensorResult:
+        # A run claims its segments when it starts; until then they still look due, so a run on its
+        # way must not be doubled by one that would find nothing left to claim.
+        pending = runs_in_progress(context.instance, gap_repair_job.name)
+        targeted: set[int] = set()
+        for run in pending:
+            ids = run.run_config.get("ops", {}).get("claim_gap_segments", {}).get("config", {}).get("segment_ids")
+            if ids is None:
+                return dg.SensorResult(skip_reason=f"{describe(run)} and repairs whatever is due")
+            targeted.update(ids)
         now = datetime.now(timezone.utc)
-        due = due_segments(database.engine(), now, claim_timeout=CLAIM_TIMEOUT)
+        due = [s for s in due_segments(database.engine(), now, claim_timeout=CLAIM_TIMEOUT) if s.id not in targeted]
         if not due:
-            return dg.SensorResult(skip_reason="no gap segment is due")
+            return dg.SensorResult(skip_reason="no gap segment is due" + (
+                f" beyond the {len(targeted)} that runs on their way will repair" if targeted else ""))
+        batch = due[: settings.repair_max_segments]
         # The key names each segment's attempt: a re-evaluated tick cannot start the same repair twice.
-        attempt = ",".join(f"{s.id}.{s.retry_count}.{s.empty_fetches}" for s in due[: settings.repair_max_segments])
-        return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"gap-repair-{attempt}")])
+        attempt = ",".join(f"{s.id}.{s.retry_count}.{s.empty_fetches}" for s in batch)
+        return dg.SensorResult(run_requests=[dg.RunRequest(
+            run_key=f"gap-repair-{attempt}",
+            run_config={"ops": {"claim_gap_segments": {"config": {"segment_ids": [s.id for s in batch]}}}})])
 
     return {
         "assets": [gap_segments],

@@ -13,6 +13,7 @@ from coinpilot_pipelines.clients.http import RetryPolicy
 from coinpilot_pipelines.clients.upbit.exchange import UpbitExchangeClient
 from coinpilot_pipelines.clock import parse_utc_time
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
+from coinpilot_pipelines.defs.runs import describe, runs_in_progress
 from coinpilot_pipelines.settings import TradingSettings, live_guards
 from coinpilot_pipelines.storage.candles import latest_open_time
 from coinpilot_pipelines.storage.schema import model_inference_log
@@ -156,7 +157,8 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
 
     @dg.sensor(name="order_signal_sensor", job=order_executor_job, minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.STOPPED,
-               description="Starts order_executor_job when new bars or new model scores arrive.")
+               description="Starts order_executor_job when new bars or new model scores arrive, unless an "
+                           "executor run is already queued or running.")
     def order_signal_sensor(context: dg.SensorEvaluationContext, database: dg.ResourceParam[DatabaseResource],
                             market_data: dg.ResourceParam[MarketDataResource]) -> dg.SensorResult:
         engine = database.engine()
@@ -165,15 +167,17 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
             last_scored = connection.execute(select(func.max(model_inference_log.c.id))).scalar() or 0
         if not newest:
             return dg.SensorResult(skip_reason="no candles stored yet")
-        up_to = max(newest)
-        marker = {"up_to": up_to.isoformat(), "last_scored": last_scored}
+        marker = {"up_to": max(newest).isoformat(), "last_scored": last_scored}
         if context.cursor and json.loads(context.cursor) == marker:
             return dg.SensorResult(skip_reason="no new bars or scores since the last run")
-        # The key is the data the run will see: a re-evaluated tick cannot start it twice.
-        key = f"orders-{up_to:%Y%m%dT%H%M}-{last_scored}"
-        return dg.SensorResult(run_requests=[dg.RunRequest(
-            run_key=key, run_config={"ops": {"collect_signals": {"config": {"up_to": up_to.isoformat()}}}})],
-            cursor=json.dumps(marker))
+        # One at a time, and no pile-up behind it: the next run starts once this one ended, and
+        # reads the newest data when it starts (the cursor stays, so that data still starts it).
+        pending = runs_in_progress(context.instance, order_executor_job.name, limit=1)
+        if pending:
+            return dg.SensorResult(skip_reason=f"{describe(pending[0])}; new data waits for the next run")
+        # The key is the data that started the run: a re-evaluated tick cannot start it twice.
+        key = f"orders-{max(newest):%Y%m%dT%H%M}-{last_scored}"
+        return dg.SensorResult(run_requests=[dg.RunRequest(run_key=key)], cursor=json.dumps(marker))
 
     return {"assets": [], "jobs": [order_executor_job], "schedules": [], "sensors": [order_signal_sensor]}
 

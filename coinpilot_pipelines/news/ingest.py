@@ -44,6 +44,7 @@ class BootstrapPolicy:
     plateau_rounds: int = 2
     max_rounds: int = 10
     pause_s: float = 5.0
+    budget_s: float | None = None  # no round starts after this long (a sensor tick has a deadline)
 
 
 @dataclass
@@ -166,14 +167,19 @@ def _record_response(engine: Engine, feed: NewsFeed, response: FeedResponse, now
 
 def ingest_news(client: RssClient, engine: Engine, feeds: Sequence[NewsFeed], *, clock: Callable[[], datetime],
                 backoff: BackoffPolicy = BackoffPolicy(), bootstrap: BootstrapPolicy = BootstrapPolicy(),
-                sleep: Callable[[float], None] = time.sleep) -> NewsIngestReport:
+                sleep: Callable[[float], None] = time.sleep,
+                monotonic: Callable[[], float] = time.monotonic) -> NewsIngestReport:
     """One poll of every feed; on an empty store, the bootstrap's repeated polls instead."""
     stored = store.count_articles(engine)
     if stored:
         rounds = [poll_feeds(client, engine, feeds, now=clock(), backoff=backoff)]
         return NewsIngestReport(rounds, bootstrapped=False, articles_stored=store.count_articles(engine))
     rounds, flat_rounds = [], 0
+    started = monotonic()
     while len(rounds) < bootstrap.max_rounds:
+        if rounds and bootstrap.budget_s is not None and monotonic() - started + bootstrap.pause_s > bootstrap.budget_s:
+            log.info("news bootstrap: time budget spent after %d rounds; later polls go on from here", len(rounds))
+            break
         if rounds:
             sleep(bootstrap.pause_s)
         rounds.append(poll_feeds(client, engine, feeds, now=clock(), backoff=backoff))
