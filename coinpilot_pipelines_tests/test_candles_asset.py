@@ -59,7 +59,7 @@ def test_a_partition_materializes_with_metadata_and_passing_checks(db_url: str, 
     assert metadata["rows_fetched"] == metadata["rows_inserted"] == metadata["present_bars"] == 1440
     assert (metadata["rows_rejected"], metadata["missing_bars"], metadata["completeness_pct"]) == (0, 0, 100.0)
     assert metadata["first_open_time"] == datetime(2023, 3, 10, tzinfo=UTC).timestamp()
-    assert "| symbol" in metadata["per_symbol"] and "2023-03-10 00:00" in metadata["preview"]
+    assert "| symbol" in metadata["run_per_symbol"] and "2023-03-10 00:00" in metadata["preview"]
     assert check(result, SCHEMA_CHECK).passed and check(result, CONTINUITY_CHECK).passed
 
 
@@ -70,15 +70,23 @@ def test_materializing_the_same_partition_twice_leaves_identical_rows(db_url: st
     assert again.success
     assert stored_rows(db_url) == first and len(first) == 1440
     metadata = materialization_metadata(again)
-    assert (metadata["rows_inserted"], metadata["rows_updated"], metadata["rows_unchanged"]) == (0, 0, 1440)
+    assert (metadata["run_rows_inserted"], metadata["run_rows_updated"], metadata["run_rows_unchanged"]) == (0, 0, 1440)
 
 
 def test_a_single_run_backfill_pages_through_a_range_of_days(pg_url: str, emulator) -> None:  # noqa: ANN001
     result = materialize(pg_url, emulator.url, tags=range_tags("2023-03-01|BTCUSDT", "2023-03-07|BTCUSDT"))
     assert result.success
-    assert len(result.get_asset_materialization_events()) == 7  # one per partition, from one run
-    metadata = materialization_metadata(result)
-    assert metadata["rows_inserted"] == 7 * 1440 and metadata["exchange_requests"] == 11
+    events = result.get_asset_materialization_events()
+    assert len(events) == 7  # one per partition, from one run
+    for day, event in enumerate(sorted(events, key=lambda e: e.partition), start=1):
+        # Each partition describes its own day; the run's totals stand beside, on each of them.
+        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+        assert event.partition == f"2023-03-0{day}|BTCUSDT"
+        assert metadata["rows_fetched"] == metadata["rows_inserted"] == metadata["present_bars"] == 1440
+        assert metadata["first_open_time"] == datetime(2023, 3, day, tzinfo=UTC).timestamp()
+        assert metadata["last_open_time"] == datetime(2023, 3, day, 23, 59, tzinfo=UTC).timestamp()
+        assert metadata["run_rows_inserted"] == 7 * 1440 and metadata["exchange_requests"] == 11
+        assert "2023-03-01 00:00 .. 2023-03-08 00:00" in metadata["run_per_symbol"]
 
 
 def _materialize_in_own_process(db: str, emulator_url: str, partition_key: str) -> tuple[bool, int]:

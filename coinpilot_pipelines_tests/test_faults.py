@@ -106,7 +106,7 @@ def test_database_restart_in_the_middle_of_a_backfill(durable_postgres: Postgres
     assert 0 < before_restart[0] < len(expected)
     assert candles(db) == expected
     fault_report(written_before_restart=before_restart[0], database_retries=figures["database_retries"],
-                 final_rows=len(expected), rows_inserted=figures["rows_inserted"], quarantined=figures["rows_rejected"])
+                 final_rows=len(expected), rows_inserted=figures["run_rows_inserted"], quarantined=figures["run_rows_rejected"])
 
 
 def test_a_run_killed_mid_write_is_rerun_to_the_same_data(durable_postgres: PostgresServer, emulator, tmp_path: Path,
@@ -136,9 +136,9 @@ def test_a_run_killed_mid_write_is_rerun_to_the_same_data(durable_postgres: Post
     rerun = materialize(db, emulator.url, "XRPUSDT")
     assert rerun.success and candles(db) == expected
     figures = metadata(rerun)
-    assert figures["rows_inserted"] == len(expected) - killed_at and figures["rows_unchanged"] == killed_at
-    fault_report(rows_before_kill=killed_at, rerun_inserted=figures["rows_inserted"],
-                 rerun_unchanged=figures["rows_unchanged"], final_rows=len(expected), quarantined=0)
+    assert figures["run_rows_inserted"] == len(expected) - killed_at and figures["run_rows_unchanged"] == killed_at
+    fault_report(rows_before_kill=killed_at, rerun_inserted=figures["run_rows_inserted"],
+                 rerun_unchanged=figures["run_rows_unchanged"], final_rows=len(expected), quarantined=0)
 
 
 def test_a_rate_limit_storm_across_concurrent_runs(durable_postgres: PostgresServer, emulator, fault_report) -> None:  # noqa: ANN001
@@ -166,7 +166,7 @@ def test_a_slow_exchange_is_waited_out_within_bounds(durable_postgres: PostgresS
     figures = metadata(result)
     assert figures["exchange_retries"] == 3  # each slow answer timed out once and was asked again
     fault_report(timeouts_retried=figures["exchange_retries"], requests=figures["exchange_requests"],
-                 final_rows=len(expected), quarantined=figures["rows_rejected"])
+                 final_rows=len(expected), quarantined=figures["run_rows_rejected"])
 
 
 def test_malformed_data_is_quarantined_and_repaired_to_the_clean_table(durable_postgres: PostgresServer, emulator,
@@ -179,7 +179,7 @@ def test_malformed_data_is_quarantined_and_repaired_to_the_clean_table(durable_p
     first = materialize(db, emulator.url, "BTCUSDT")
     assert first.success
     figures = metadata(first)
-    assert figures["rows_rejected"] == len(kinds) and figures["gap_segments_registered"] == len(kinds)
+    assert figures["run_rows_rejected"] == len(kinds) and figures["gap_segments_registered"] == len(kinds)
     assert len(candles(db)) == len(expected) - len(kinds)
 
     emulator.set_scenario({})  # the exchange serves those bars correctly again
@@ -189,5 +189,5 @@ def test_malformed_data_is_quarantined_and_repaired_to_the_clean_table(durable_p
     with get_engine(db).connect() as connection:
         quarantined = connection.execute(select(candle_rejects.c.reason)).scalars().all()
     assert len(quarantined) == len(kinds)  # the bad rows stay on record with their reasons
-    fault_report(written=figures["rows_inserted"], quarantined=len(quarantined), repaired=len(kinds),
+    fault_report(written=figures["run_rows_inserted"], quarantined=len(quarantined), repaired=len(kinds),
                  final_rows=len(expected))

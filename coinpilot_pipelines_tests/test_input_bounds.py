@@ -179,8 +179,8 @@ def test_a_kline_with_extra_trailing_fields_keeps_its_first_twelve(sqlite_url: s
                                 instance=dg.DagsterInstance.ephemeral())
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     # The canned server answers both pages of the day with the same 1,000 bars.
-    assert metadata["rows_with_extra_fields"].value == metadata["rows_fetched"].value == 2000
-    assert metadata["rows_inserted"].value == 1000 and metadata["rows_rejected"].value == 0
+    assert metadata["rows_with_extra_fields"].value == metadata["run_rows_fetched"].value == 2000
+    assert metadata["rows_inserted"].value == 1000 and metadata["run_rows_rejected"].value == 0
 
 
 def test_a_close_time_far_in_the_future_is_quarantined_not_dropped(sqlite_url: str) -> None:

@@ -39,7 +39,7 @@ def backfill_one_symbol(url: str, emulator_url: str, symbol: str, first: date, l
         instance=dg.DagsterInstance.ephemeral(), run_config=QUIET_LOGGING,
     )
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
-    return int(metadata["rows_inserted"].value)
+    return int(metadata["run_rows_inserted"].value)
 
 
 def bench_scale(days: int, dsn: str | None, echo: Callable[[str], None]) -> list[BenchRow]:

@@ -1,7 +1,7 @@
 """The `candles` asset: exchange bars per UTC day and symbol, with its contract checks."""
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -10,10 +10,11 @@ from sqlalchemy import Engine
 
 from coinpilot_pipelines.clients.http import RequestStats
 from coinpilot_pipelines.clock import Clock
-from coinpilot_pipelines.defs.partitions import windows_by_symbol
+from coinpilot_pipelines.defs.partitions import days_between, partition_key, windows_by_symbol
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.market.ingest import IngestReport, ingest_candles
-from coinpilot_pipelines.storage.candles import consistency_violations
+from coinpilot_pipelines.market.intervals import to_ms
+from coinpilot_pipelines.storage.candles import WindowSummary, consistency_violations, day_summaries
 from coinpilot_pipelines.storage.continuity import holes_in
 from coinpilot_pipelines.storage.gap_segments import register_gap
 
@@ -54,38 +55,48 @@ def _sum(reports: list[IngestReport], attribute: str) -> int:
     return sum(int(getattr(r, attribute)) for r in reports)
 
 
-def candles_metadata(reports: list[IngestReport], request_stats: RequestStats) -> dict[str, Any]:
-    firsts = [r.first_open_time for r in reports if r.first_open_time]
-    lasts = [r.last_open_time for r in reports if r.last_open_time]
-    expected = _sum(reports, "expected_bars")
-    present = _sum(reports, "present_bars")
+def run_metadata(reports: list[IngestReport], request_stats: RequestStats) -> dict[str, Any]:
+    """What the whole run did: on every partition it materialized, beside that partition's own figures."""
     reasons = sum((r.reject_reasons for r in reports), start=Counter())
     metadata: dict[str, Any] = {
-        "rows_fetched": _sum(reports, "fetched"),
-        "rows_inserted": sum(r.counts.inserted for r in reports),
-        "rows_updated": sum(r.counts.updated for r in reports),
-        "rows_unchanged": sum(r.counts.unchanged for r in reports),
-        "rows_rejected": _sum(reports, "rejected"),
+        "run_per_symbol": dg.MetadataValue.md(_per_symbol_table(reports)),
+        "run_rows_fetched": _sum(reports, "fetched"),
+        "run_rows_inserted": sum(r.counts.inserted for r in reports),
+        "run_rows_updated": sum(r.counts.updated for r in reports),
+        "run_rows_unchanged": sum(r.counts.unchanged for r in reports),
+        "run_rows_rejected": _sum(reports, "rejected"),
         "duplicates_collapsed": _sum(reports, "duplicates_collapsed"),
         "open_bars_skipped": _sum(reports, "open_bars"),
         "rows_with_extra_fields": _sum(reports, "extra_fields"),
-        "expected_bars": expected,
-        "present_bars": present,
-        "missing_bars": _sum(reports, "missing_bars"),
-        "completeness_pct": round(100.0 * present / expected, 4) if expected else 100.0,
         "exchange_requests": request_stats.requests,
         "exchange_retries": request_stats.transient_retries,
         "exchange_rate_limited": request_stats.rate_limited,
         "database_retries": _sum(reports, "db_retries"),
-        "per_symbol": dg.MetadataValue.md(_per_symbol_table(reports)),
         "preview": dg.MetadataValue.md(_preview(reports)),
     }
-    if firsts:
-        metadata["first_open_time"] = dg.MetadataValue.timestamp(min(firsts))
-        metadata["last_open_time"] = dg.MetadataValue.timestamp(max(lasts))
     if reasons:
         top = "\n".join(f"- {count} x {reason}" for reason, count in reasons.most_common(10))
         metadata["reject_reasons"] = dg.MetadataValue.md(top)
+    return metadata
+
+
+def partition_metadata(report: IngestReport, day: datetime, stored: WindowSummary | None) -> dict[str, Any]:
+    """One day of one symbol as this run left it: what was fetched and inserted, what is there."""
+    end = min(day + timedelta(days=1), report.window_end)
+    expected = report.series.interval.bars_between(to_ms(day), to_ms(end)) if end > day else 0
+    present = stored.present_bars if stored else 0
+    metadata: dict[str, Any] = {
+        "rows_fetched": report.fetched_by_day.get(day, 0),
+        "rows_inserted": report.counts.inserted_by_day.get(day, 0),
+        "rows_rejected": report.rejected_by_day.get(day, 0),
+        "expected_bars": expected,
+        "present_bars": present,
+        "missing_bars": max(0, expected - present),
+        "completeness_pct": round(100.0 * present / expected, 4) if expected else 100.0,
+    }
+    if stored is not None and stored.first_open_time is not None:
+        metadata["first_open_time"] = dg.MetadataValue.timestamp(stored.first_open_time)
+        metadata["last_open_time"] = dg.MetadataValue.timestamp(stored.last_open_time)
     return metadata
 
 
@@ -153,6 +164,11 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
                     reports.append(report)
                     if report.missing_bars:
                         registered += register_missing(engine, report, clock.now())
+                    # Each partition's materialization describes its own day, also in a single-run backfill.
+                    stored = day_summaries(engine, report.series, start, end)
+                    for day in days_between(start, end):
+                        context.add_asset_metadata(partition_metadata(report, day, stored.get(day)),
+                                                   partition_key=partition_key(day, symbol))
         finally:
             client.close()
 
@@ -164,7 +180,7 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
             violations.update({f"{report.series.symbol}: {rule}": n for rule, n in found.items() if n})
         missing = {r.series.symbol: r.missing_bars for r in reports if r.missing_bars}
         return dg.MaterializeResult(
-            metadata={**candles_metadata(reports, client.stats), "gap_segments_registered": registered},
+            metadata={**run_metadata(reports, client.stats), "gap_segments_registered": registered},
             check_results=[
                 dg.AssetCheckResult(
                     check_name=SCHEMA_CHECK,

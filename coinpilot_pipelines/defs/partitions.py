@@ -63,6 +63,16 @@ def windows_by_symbol(
     return windows
 
 
+def partition_key(day: datetime, symbol: str) -> str:
+    """The key of one market partition, as Dagster writes it (dimensions in name order: date, symbol)."""
+    return f"{day:%Y-%m-%d}|{symbol}"
+
+
+def days_between(start: datetime, end: datetime) -> list[datetime]:
+    """The UTC days (00:00) of ``[start, end)``, both on day boundaries."""
+    return [start + timedelta(days=n) for n in range((end - start).days)]
+
+
 def partition_range_tags(first: date, last: date, symbol: str) -> dict[str, str]:
     """Run tags for one run over a range of partitions, as a UI backfill with a single-run policy sets."""
     return {

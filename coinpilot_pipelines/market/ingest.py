@@ -54,6 +54,8 @@ class IngestReport:
     duplicates_collapsed: int = 0
     open_bars: int = 0
     extra_fields: int = 0  # rows with fields after the documented ones (kept, extras dropped)
+    fetched_by_day: Counter[datetime] = field(default_factory=Counter)  # UTC day -> bars the exchange sent
+    rejected_by_day: Counter[datetime] = field(default_factory=Counter)  # of the rejects whose time is known
     db_retries: int = 0
     expected_bars: int = 0
     present_bars: int = 0
@@ -130,6 +132,16 @@ def _with_db_retries(action: Callable[[], T], report: IngestReport) -> T:
     raise AssertionError("unreachable")
 
 
+def _day(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _count_by_day(counter: Counter[datetime], batch: CandleBatch) -> None:
+    days = batch.frame["open_time"].dt.floor("D").value_counts()
+    counter.update({day.to_pydatetime(): int(n) for day, n in days.items()})
+    counter.update(_day(r.open_time) for r in batch.rejects if r.open_time is not None)
+
+
 def ingest_candles(
     client: MarketDataClient,
     engine: Engine,
@@ -159,6 +171,7 @@ def ingest_candles(
     try:
         for batch in client.fetch_candles(series.symbol, series.interval, start, window_end, chunk_rows=chunk_rows):
             report.fetched += len(batch) + len(batch.rejects)
+            _count_by_day(report.fetched_by_day, batch)
             report.open_bars += batch.open_bars
             report.extra_fields += batch.extra_fields
             normalized = normalize(batch)
@@ -167,6 +180,7 @@ def ingest_candles(
             rejects = [*batch.rejects, *normalized.rejects, *validated.rejects]
             if rejects:
                 report.rejected += len(rejects)
+                report.rejected_by_day.update(_day(r.open_time) for r in rejects if r.open_time is not None)
                 report.reject_reasons.update(r.reason for r in rejects)
                 _with_db_retries(lambda: record_rejects(engine, series, rejects, source=source, run_id=run_id,
                                                         rejected_at=ingested_at), report)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -26,6 +27,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Integer,
     and_,
     bindparam,
     column,
@@ -35,12 +37,13 @@ from sqlalchemy import (
     table,
     text,
     tuple_,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from coinpilot_pipelines.market.candles import DECIMAL_COLUMNS, CandleReject, SeriesKey, epoch_ms
-from coinpilot_pipelines.market.intervals import to_ms
+from coinpilot_pipelines.market.intervals import from_ms, to_ms
 from coinpilot_pipelines.storage.schema import candle_rejects, ohlcv_candles
 from coinpilot_pipelines.storage.sql_files import load_sql
 from coinpilot_pipelines.storage.types import UtcTimestamp
@@ -63,11 +66,20 @@ class UpsertCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    inserted_by_day: Counter[datetime] = field(default_factory=Counter)  # UTC day -> bars inserted
 
     def add(self, other: UpsertCounts) -> None:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.inserted_by_day.update(other.inserted_by_day)
+
+
+_DAY_MS = 86_400_000
+
+
+def _days(epoch_days: dict[int, int]) -> Counter[datetime]:
+    return Counter({from_ms(int(day) * _DAY_MS): int(n) for day, n in epoch_days.items() if n})
 
 
 def iso_utc(epoch_ms_values: np.ndarray) -> pa.Array:
@@ -173,7 +185,8 @@ def _upsert_postgresql(connection: Connection, series: SeriesKey, frame: pd.Data
     if not already_stored:
         with cursor.copy(copy_statement("ohlcv_candles")) as copy:
             copy.write(data)
-        return UpsertCounts(inserted=len(frame))
+        per_day = np.unique(epoch_ms(frame["open_time"]) // _DAY_MS, return_counts=True)
+        return UpsertCounts(inserted=len(frame), inserted_by_day=_days(dict(zip(*per_day, strict=True))))
 
     connection.execute(text("CREATE TEMP TABLE candle_stage (LIKE ohlcv_candles INCLUDING DEFAULTS) ON COMMIT DROP"))
     with cursor.copy(copy_statement("candle_stage")) as copy:
@@ -184,24 +197,26 @@ def _upsert_postgresql(connection: Connection, series: SeriesKey, frame: pd.Data
         statement.from_select(list(COPY_COLUMNS), select(*(stage.c[c] for c in COPY_COLUMNS)))
         .on_conflict_do_update(**conflict)
         # xmax is 0 for a freshly inserted row version and non-zero for an updated one.
-        .returning(literal_column("xmax = 0", Boolean).label("inserted"))
+        .returning(literal_column("xmax = 0", Boolean).label("inserted"),
+                   func.floor(func.extract("epoch", ohlcv_candles.c.open_time) / 86400).label("day"))
         .cte("upserted")
     )
-    inserted, updated = connection.execute(
-        select(
-            func.count().filter(statement.c.inserted),
-            func.count().filter(~statement.c.inserted),
-        )
-    ).one()
-    return UpsertCounts(inserted=inserted, updated=updated, unchanged=len(frame) - inserted - updated)
+    per_day = connection.execute(
+        select(statement.c.day, func.count().filter(statement.c.inserted), func.count().filter(~statement.c.inserted))
+        .group_by(statement.c.day)
+    ).all()
+    inserted, updated = sum(row[1] for row in per_day), sum(row[2] for row in per_day)
+    return UpsertCounts(inserted=inserted, updated=updated, unchanged=len(frame) - inserted - updated,
+                        inserted_by_day=_days({row[0]: row[1] for row in per_day}))
 
 
 def _upsert_sqlite(connection: Connection, series: SeriesKey, frame: pd.DataFrame, first: datetime,
                    last: datetime, source: str, ingested_at: datetime) -> UpsertCounts:
-    def stored() -> int:
-        return connection.execute(
-            select(func.count()).select_from(ohlcv_candles).where(_in_series(series, first, last))
-        ).scalar_one()
+    def stored() -> dict[int, int]:  # bars per epoch day (the column holds epoch ms here)
+        day = type_coerce(ohlcv_candles.c.open_time, Integer) // _DAY_MS
+        return dict(connection.execute(
+            select(day, func.count()).select_from(ohlcv_candles).where(_in_series(series, first, last)).group_by(day)
+        ).all())
 
     before = stored()
     statement, conflict = _upsert_statement(sqlite_insert)
@@ -227,9 +242,12 @@ def _upsert_sqlite(connection: Connection, series: SeriesKey, frame: pd.DataFram
     cursor = connection.connection.driver_connection.executemany(
         str(compiled), list(zip(*(columns[name] for name in compiled.positiontup), strict=True))
     )
-    inserted = stored() - before
+    after = stored()
+    by_day = {day: n - before.get(day, 0) for day, n in after.items()}
+    inserted = sum(by_day.values())
     updated = cursor.rowcount - inserted
-    return UpsertCounts(inserted=inserted, updated=updated, unchanged=len(frame) - inserted - updated)
+    return UpsertCounts(inserted=inserted, updated=updated, unchanged=len(frame) - inserted - updated,
+                        inserted_by_day=_days(by_day))
 
 
 def record_rejects(engine: Engine, series: SeriesKey, rejects: list[CandleReject], *, source: str,
@@ -285,6 +303,19 @@ def window_summary(engine: Engine, series: SeriesKey, start: datetime, end: date
              "window_start": start, "window_end": end},
         ).one()
     return WindowSummary(int(row.present_bars), row.first_open_time, row.last_open_time)
+
+
+def day_summaries(engine: Engine, series: SeriesKey, start: datetime, end: datetime) -> dict[datetime, WindowSummary]:
+    """Per UTC day of ``[start, end)`` (keyed by the day's first instant in the window): the bars stored."""
+    times = UtcTimestamp()
+    query = load_sql(engine, "candle_day_summary", bind_types={"window_start": times, "window_end": times},
+                     result_types={"day_start": times, "first_open_time": times, "last_open_time": times})
+    with engine.connect() as connection:
+        rows = connection.execute(query, {"exchange": series.exchange, "symbol": series.symbol,
+                                          "interval": series.interval.code, "window_start": start,
+                                          "window_end": end}).all()
+    return {row.day_start: WindowSummary(int(row.present_bars), row.first_open_time, row.last_open_time)
+            for row in rows}
 
 
 def read_candles(engine: Engine, series: SeriesKey, start: datetime, end: datetime) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.market.continuity import ContinuityScan, Gap, incomplete_day_ranges
 from coinpilot_pipelines.market.intervals import to_ms
-from coinpilot_pipelines.storage.candles import window_summary
+from coinpilot_pipelines.storage.candles import day_summaries, window_summary
 from coinpilot_pipelines.storage.sql_files import load_sql
 from coinpilot_pipelines.storage.types import UtcTimestamp
 
@@ -46,18 +46,10 @@ def scan_continuity(engine: Engine, series: SeriesKey, window_start: datetime, w
     scan = ContinuityScan(series, window_start, window_end, expected, present)
     if present >= expected:
         return scan  # every slot of the grid holds a bar (keys are unique and on the grid)
-    query = load_sql(
-        engine,
-        "continuity_day_counts",
-        bind_types={"window_start": UtcTimestamp(), "window_end": UtcTimestamp()},
-        result_types={"day_start": UtcTimestamp()},
-    )
+    days = day_summaries(engine, series, window_start, window_end)
     with engine.connect() as connection:
-        day_counts = connection.execute(
-            query, {**_series_params(series), "window_start": window_start, "window_end": window_end}
-        ).all()
         for start, end in incomplete_day_ranges(
-            ((row.day_start, row.present_bars) for row in day_counts), window_start, window_end, series.interval
+            ((day, summary.present_bars) for day, summary in days.items()), window_start, window_end, series.interval
         ):
             scan.gaps.extend(holes(connection, series, start, end))
     return scan
