@@ -323,6 +323,11 @@ class Secrets:
                    env.get("ANTHROPIC_API_KEY", "").strip())
 
 
+def exchange_pool_limit(env: Mapping[str, str] | None = None) -> int:
+    """EXCHANGE_API_POOL_LIMIT: concurrent steps calling the exchange's market-data API (see the README)."""
+    return env_number(os.environ if env is None else env, "EXCHANGE_API_POOL_LIMIT", 4, int, low=1, high=64)
+
+
 def live_guards(env: Mapping[str, str] | None = None) -> Guards:
     """The guard variables as the environment holds them now (a run reads them when it starts)."""
     try:

@@ -113,8 +113,10 @@ def test_init_step_migrates_and_sets_the_pool_limits(postgres: PostgresServer, t
             assert storage.get_concurrency_info("orders").slot_count == 1
 
 
-def test_init_step_refuses_a_malformed_pool_limit(tmp_path: Path) -> None:
-    result = subprocess.run(["sh", str(DOCKER / "init.sh")], env={**os.environ, "EXCHANGE_API_POOL_LIMIT": "four"},
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
+def test_a_malformed_pool_limit_is_refused_naming_it(tmp_path: Path) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home_with(tmp_path, {})), "EXCHANGE_API_POOL_LIMIT": "four"}
+    result = subprocess.run([sys.executable, "-m", "coinpilot_pipelines.cli", "instance", "pools"], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr == "coinpilot: error: EXCHANGE_API_POOL_LIMIT: 'four' is not an integer\n"
     assert "EXCHANGE_API_POOL_LIMIT" in result.stderr

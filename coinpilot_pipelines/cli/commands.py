@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -15,10 +14,12 @@ import click
 
 from coinpilot_pipelines.cli.demo import run_demo
 from coinpilot_pipelines.cli.environment import local_environment
+from coinpilot_pipelines.defs.pools import apply_pool_limits, pool_limits
 from coinpilot_pipelines.emulator.scenarios import PRESETS, load_scenario
 from coinpilot_pipelines.emulator.server import Emulator
 from coinpilot_pipelines.emulator.symbols import DEFAULT_BINANCE, DEFAULT_UPBIT, ServedSymbols
-from coinpilot_pipelines.settings import Settings
+from coinpilot_pipelines.processes import StopRequested, start_session, stop_on_signals, stop_sessions
+from coinpilot_pipelines.settings import Settings, exchange_pool_limit
 from coinpilot_pipelines.storage.database import create_database_engine, upgrade
 
 
@@ -45,22 +46,37 @@ def demo(days: int) -> None:
     run_demo(days=days)
 
 
-@click.command(help="Start the Dagster UI (dagster dev) on the demo's home, with the emulator running.")
+@click.command(help="Start the Dagster UI (dagster dev) and the MLflow UI on the demo's home, with the emulator "
+                    "running. Ctrl-C or SIGTERM stops all of it.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)
-def ui(host: str, port: int) -> None:
+@click.option("--mlflow-port", default=5000, show_default=True, type=int,
+              help="The MLflow UI on the same store (when the store is the local one).")
+def ui(host: str, port: int, mlflow_port: int) -> None:
+    stop_on_signals()
     with local_environment() as environment:
+        settings = environment.settings
         click.echo(f"emulator on {environment.emulator_url}; Dagster home {environment.dagster_home}")
-        click.echo(f"opening the Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
-        completed = subprocess.run(
-            [sys.executable, "-m", "dagster", "dev", "-m", "coinpilot_pipelines.definitions",
-             "-h", host, "-p", str(port)],
+        started = [start_session(
+            [sys.executable, "-m", "dagster", "dev", "-m", "coinpilot_pipelines.definitions", "-h", host, "-p", str(port)],
             env=os.environ.copy(),
             cwd=environment.dagster_home,  # the instance is DAGSTER_HOME's, not a dagster.yaml in the cwd
-            check=False,
-        )
-        if completed.returncode not in (0, 130, -2):
-            raise RuntimeError(f"dagster dev exited with code {completed.returncode}")
+        )]
+        if settings.mlflow_tracking_uri.startswith("sqlite"):
+            started.append(start_session(
+                [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", settings.mlflow_tracking_uri,
+                 "--no-serve-artifacts", "--host", host, "--port", str(mlflow_port), "--workers", "1"],
+                env=os.environ.copy(), cwd=settings.home))
+            click.echo(f"the MLflow UI on http://{host}:{mlflow_port}")
+        click.echo(f"opening the Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
+        try:
+            code = started[0].wait()
+        except StopRequested:
+            code = 0
+        finally:
+            stop_sessions(started)
+        if code not in (0, 130, -2):
+            raise RuntimeError(f"dagster dev exited with code {code}")
 
 
 @click.command(help="Serve the emulator (Binance and Upbit market data, Upbit orders, the bundled news feeds) on loopback.")
@@ -90,6 +106,22 @@ def emulator(host: str, port: int, scenario: str | None, symbols: str | None) ->
 @click.group(help="Application database maintenance.")
 def db() -> None:
     pass
+
+
+@click.group(help="The Dagster instance (DAGSTER_HOME).")
+def instance() -> None:
+    pass
+
+
+@instance.command(name="pools", help="Set the pool limits: exchange_api to EXCHANGE_API_POOL_LIMIT (default 4), "
+                                     "orders to 1. Part of the deploy step (docker/init.sh).")
+def instance_pools_command() -> None:
+    import dagster as dg
+
+    limits = pool_limits(exchange_pool_limit())
+    with dg.DagsterInstance.get() as dagster_instance:
+        for line in apply_pool_limits(dagster_instance, limits):
+            click.echo(line)
 
 
 @db.command(name="upgrade", help="Migrate the application database to the newest schema (idempotent).")

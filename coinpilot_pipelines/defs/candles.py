@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from coinpilot_pipelines.clients.http import RequestStats
 from coinpilot_pipelines.clock import Clock
 from coinpilot_pipelines.defs.partitions import days_between, partition_key, windows_by_symbol
+from coinpilot_pipelines.defs.pools import EXCHANGE_POOL
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.market.ingest import IngestReport, ingest_candles
 from coinpilot_pipelines.market.intervals import to_ms
@@ -18,7 +19,6 @@ from coinpilot_pipelines.storage.candles import WindowSummary, consistency_viola
 from coinpilot_pipelines.storage.continuity import holes_in
 from coinpilot_pipelines.storage.gap_segments import register_gap
 
-EXCHANGE_POOL = "exchange_api"
 SCHEMA_CHECK = "candles_contract"
 CONTINUITY_CHECK = "candles_continuity"
 

@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from coinpilot_pipelines.clock import Clock
-from coinpilot_pipelines.defs.candles import EXCHANGE_POOL
+from coinpilot_pipelines.defs.pools import EXCHANGE_POOL
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.defs.runs import describe, runs_in_progress
 from coinpilot_pipelines.market.live import LeftBehind, LiveCursor, LivePolicy, poll_live_bars

@@ -12,6 +12,7 @@ from coinpilot_pipelines.clients.anthropic_analyst import AnthropicAnalyst
 from coinpilot_pipelines.clients.http import RetryPolicy
 from coinpilot_pipelines.clients.upbit.exchange import UpbitExchangeClient
 from coinpilot_pipelines.clock import Clock, parse_utc_time
+from coinpilot_pipelines.defs.pools import ORDER_POOL
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.defs.runs import describe, runs_in_progress
 from coinpilot_pipelines.settings import TradingSettings, live_guards
@@ -22,7 +23,6 @@ from coinpilot_pipelines.trading.guards import GuardInputs, resolve_mode
 from coinpilot_pipelines.trading.risk import RiskLimits
 from coinpilot_pipelines.trading.signals import ExitRules
 
-ORDER_POOL = "orders"
 # One executor at a time (a tag concurrency limit in dagster.yaml), and never re-run whole by
 # Dagster's run retries: a retry could only repeat what the identifiers already settle.
 EXECUTOR_TAGS = {"coinpilot/exclusive": "order-executor", "dagster/max_retries": "0"}
