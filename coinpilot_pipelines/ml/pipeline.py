@@ -92,7 +92,7 @@ def train_and_register(
     decision = decide(test.target, challenger_prob, champion_prob, policy)
 
     table = reliability_table(test.target, challenger_prob)
-    registered = registry.log_model_run(
+    registered, _ = registry.log_model_run(
         model=model,
         example=test.features.head(50),
         params={**spec.params(), "feature_set_version": FEATURE_SET_VERSION,

@@ -99,7 +99,7 @@ def build_calibration_report(engine: Engine, registry: ModelRegistry, series_lis
     metrics = {"production_ece": production.ece, "production_brier": production.brier}
     if live is not None:
         metrics.update({"live_ece": live.ece, "live_brier": live.brier, "ece_gap": live.ece - production.ece})
-    run_id, artifact_uri = registry.log_report_run(
+    run = registry.log_report_run(
         metrics=metrics, figures={"reliability_diagram.png": figure},
         tags={"model_version": champion.version, "dagster_run_id": dagster_run_id or "",
               "recommend_retrain": str(recommendation.retrain)},
@@ -114,7 +114,7 @@ def build_calibration_report(engine: Engine, registry: ModelRegistry, series_lis
         ece_gap=(live.ece - production.ece) if live else None, ece_gap_exceeded=recommendation.gap_exceeded,
         drift={d.feature: {"z": d.z, "psi": d.psi} for d in drift},
         recommend_retrain=recommendation.retrain, reason=recommendation.reason,
-        mlflow_run_id=run_id, dagster_run_id=dagster_run_id,
+        mlflow_run_id=run.run_id, dagster_run_id=dagster_run_id,
     )
     return CalibrationReport(report_id, champion.version, production, live, live_window, drift, recommendation,
-                             run_id, f"{artifact_uri}/reliability_diagram.png")
+                             run.run_id, f"{run.artifact_uri}/reliability_diagram.png")
