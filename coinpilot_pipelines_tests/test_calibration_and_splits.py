@@ -67,10 +67,25 @@ def test_reliability_table_lists_every_bin_with_sklearn_values() -> None:
 @pytest.mark.parametrize("bad,message", [
     (([], []), "empty"), (([0, 1], [0.5]), "2 values"), (([0, 2], [0.1, 0.2]), "binary"),
     (([0, 1], [0.1, 1.2]), "probabilities"),
+    ((["0", "1"], [0.1, 0.2]), r"y_true must hold numbers, got values of type <U1"),
+    (([0, 1], ["0.1", "0.2"]), r"y_prob must hold numbers"),
+    (([[0, 1], [1, 0]], [[0.1, 0.9], [0.8, 0.2]]), r"y_true must be one-dimensional, got an array of shape \(2, 2\)"),
+    (([0, 1], [[0.1, 0.9]]), r"y_prob must be one-dimensional"),
+    (([0, 1, 1], [0.1, np.nan, np.nan]), r"y_prob holds 2 NaN value\(s\)"),
+    (([0, np.nan], [0.1, 0.2]), r"y_true holds 1 NaN value\(s\)"),
 ])
 def test_bad_inputs_are_refused_clearly(bad: tuple, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        expected_calibration_error(*bad)
+    for metric in (expected_calibration_error, maximum_calibration_error, brier_score, reliability_table):
+        with pytest.raises(ValueError, match=message):
+            metric(*bad)
+
+
+@pytest.mark.parametrize("n_bins", [0, -3, 2.5, True, "10"])
+def test_a_bin_count_that_is_not_a_positive_integer_is_refused(n_bins: object) -> None:
+    for metric in (expected_calibration_error, maximum_calibration_error, reliability_table):
+        with pytest.raises(ValueError, match=f"n_bins must be a positive integer, got {n_bins!r}"):
+            metric([0, 1], [0.2, 0.7], n_bins=n_bins)
+    assert len(reliability_table([0, 1], [0.2, 0.7], n_bins=np.int64(1))) == 1
 
 
 def bars_of(closes: list[float], missing: tuple[int, ...] = ()) -> pd.DataFrame:
