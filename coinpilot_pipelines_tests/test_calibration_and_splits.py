@@ -141,5 +141,7 @@ def test_retraining_needs_the_ece_gap_in_a_streak_of_reports_or_a_drifted_featur
     assert streak.retrain and "in 3 consecutive reports" in streak.reason
     assert not recommend_retrain(0.02, 0.20, 49, [True, True], [], policy).retrain  # too few outcomes
     assert not recommend_retrain(0.20, 0.28, 100, [True, True], [], policy).gap_exceeded  # 0.08 < 50 % of 0.20
-    drifted = recommend_retrain(0.02, 0.02, 100, [], [Drift("rsi_14", -3.5, 0.4), Drift("ret_1", 2.9, 0.1)], policy)
+    # rsi_14's PSI is above the threshold but not above its training window's own variation.
+    drifted = recommend_retrain(0.02, 0.02, 100, [], [Drift("rsi_14", -3.5, 0.4, 0.5), Drift("ret_1", 2.9, 0.1, 0.05)],
+                                policy)
     assert drifted.retrain and drifted.reason == "feature drift: rsi_14 z=-3.5"

@@ -175,7 +175,7 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
     def calibration_report(context: dg.AssetExecutionContext, database: DatabaseResource,
                            market_data: MarketDataResource, mlflow: MlflowResource) -> dg.MaterializeResult:
         policy = RetrainPolicy(settings.retrain_ece_gap_abs, settings.retrain_ece_gap_rel, settings.retrain_ece_streak,
-                               settings.drift_z_threshold, settings.drift_features)
+                               settings.drift_z_threshold, settings.drift_features, settings.drift_psi_threshold)
         report = build_calibration_report(database.engine(), mlflow.registry(), series_list(market_data),
                                           policy=policy, live_window_days=settings.calibration_live_window_days,
                                           now=datetime.now(timezone.utc), dagster_run_id=context.run.run_id)
@@ -195,7 +195,7 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
             "calibration": dg.MetadataValue.md(_metrics_md(snapshot_rows)),
             "production_bins": dg.MetadataValue.md(bins),
             "live_bins": dg.MetadataValue.md(report.live.table.round(4).to_markdown(index=False) if report.live else "_no outcomes yet_"),
-            "drift": dg.MetadataValue.json({d.feature: {"z": _finite(d.z), "psi": _finite(d.psi)} for d in report.drift}),
+            "drift": dg.MetadataValue.json({d.feature: d.report() for d in report.drift}),
             "reliability_diagram": dg.MetadataValue.url(report.diagram_uri),
             "mlflow_run_id": report.mlflow_run_id,
             "bin_edges": "10 equal-width bins, right-closed: [0, 0.1], (0.1, 0.2], ..., (0.9, 1] (as scikit-learn)",
@@ -259,7 +259,3 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
 def _preview(computed: pd.DataFrame) -> str:
     valid = computed[computed["is_valid"]].tail(5).drop(columns=["invalid_reason", "is_valid"])
     return valid.round({c: 6 for c in valid.columns if c != "open_time"}).to_markdown(index=False)
-
-
-def _finite(value: float) -> float | None:
-    return value if pd.notna(value) and abs(value) != float("inf") else None

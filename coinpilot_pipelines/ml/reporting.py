@@ -112,7 +112,7 @@ def build_calibration_report(engine: Engine, registry: ModelRegistry, series_lis
         live_ece=live.ece if live else None, live_mce=live.mce if live else None,
         live_brier=live.brier if live else None, live_count=live.count if live else 0,
         ece_gap=(live.ece - production.ece) if live else None, ece_gap_exceeded=recommendation.gap_exceeded,
-        drift={d.feature: {"z": d.z, "psi": d.psi} for d in drift},
+        drift={d.feature: d.report() for d in drift},
         recommend_retrain=recommendation.retrain, reason=recommendation.reason,
         mlflow_run_id=run.run_id, dagster_run_id=dagster_run_id,
     )
