@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import brier_score_loss
+from sklearn.metrics import brier_score_loss, log_loss
 
 from coinpilot_pipelines.ml.calibration import (
     brier_score,
@@ -19,7 +19,9 @@ from coinpilot_pipelines.ml.calibration import (
 from coinpilot_pipelines.ml.drift import Drift
 from coinpilot_pipelines.ml.labels import LabelSpec, direction_labels
 from coinpilot_pipelines.ml.monitoring import RetrainPolicy, recommend_retrain
+from coinpilot_pipelines.features.candle_features import MODEL_FEATURES
 from coinpilot_pipelines.ml.split import SplitWindows, last_block, purged_split
+from coinpilot_pipelines.ml.training import Dataset, TrainingSpec, early_stopping_split, fit
 
 
 def reference_from_sklearn(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 10) -> tuple[float, float]:
@@ -145,3 +147,23 @@ def test_retraining_needs_the_ece_gap_in_a_streak_of_reports_or_a_drifted_featur
     drifted = recommend_retrain(0.02, 0.02, 100, [], [Drift("rsi_14", -3.5, 0.4, 0.5), Drift("ret_1", 2.9, 0.1, 0.05)],
                                 policy)
     assert drifted.retrain and drifted.reason == "feature drift: rsi_14 z=-3.5"
+
+
+def test_gradient_boosting_stops_early_on_the_latest_training_bars_purged_of_their_overlap() -> None:
+    rng = np.random.default_rng(5)
+    times = pd.Series(pd.date_range("2024-01-01", periods=6000, freq="1min", tz="UTC"))
+    spec = TrainingSpec(model="gradient_boosting")
+    fitting, validation = early_stopping_split(times, spec, timedelta(minutes=1))
+    assert validation.sum() == 600 and times[validation].min() == times.iloc[5400]  # the latest 10 %, in time
+    assert not (fitting & validation).any() and fitting.sum() == 5400 - 15  # labels reaching it purged
+    assert (times[fitting] + timedelta(minutes=15) < times[validation].min()).all()
+
+    features = pd.DataFrame(rng.normal(size=(6000, len(MODEL_FEATURES))), columns=list(MODEL_FEATURES))
+    up = (features["ret_1"] + rng.normal(0, 3, 6000) > 0).to_numpy(dtype=int)  # little signal: it overfits soon
+    model = fit(Dataset(features, up, np.ones(6000, dtype=bool), times, pd.Series(["BTCUSDT"] * 6000)), spec,
+                timedelta(minutes=1))
+    inputs, boosting = model[0], model[-1]
+    assert boosting.n_iter_ < 200
+    # It validated on exactly those rows: its last validation loss is their log loss.
+    held = inputs.transform(features[validation])
+    assert -boosting.validation_score_[-1] == pytest.approx(log_loss(up[validation], boosting.predict_proba(held)[:, 1]))

@@ -18,6 +18,7 @@ import importlib.metadata
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import mlflow.sklearn
 import pandas as pd
@@ -31,6 +32,8 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
+# skops loads only the types it is told to trust; these are what gradient boosting pickles.
+SKOPS_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,16 @@ class LoggedRun:
     run_id: str
     experiment_id: str
     artifact_uri: str
+
+
+def run_url(ui_url: str, run: LoggedRun) -> str:
+    """The run's page in the MLflow UI at ``ui_url``."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
+
+
+def model_version_url(ui_url: str, model_name: str, version: str) -> str:
+    """The model version's page in the MLflow UI at ``ui_url``."""
+    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}/versions/{version}"
 
 
 def _pinned(package: str) -> str:
@@ -93,6 +106,7 @@ class ModelRegistry:
             mlflow.sklearn.save_model(
                 model, path, signature=infer_signature(example, model.predict_proba(example)),
                 pyfunc_predict_fn="predict_proba", input_example=example.head(3), serialization_format="skops",
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
                 # Pinned explicitly: inferring requirements would re-import the environment.
                 pip_requirements=[_pinned("scikit-learn"), _pinned("skops"), _pinned("numpy")],
             )

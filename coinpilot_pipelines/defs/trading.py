@@ -110,11 +110,13 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
     @dg.op(description="Compute entry and exit signals from the stored inference log, features and bars.")
     def collect_signals(context: dg.OpExecutionContext, config: SignalWindowConfig, mode: str,
                         database: DatabaseResource, market_data: MarketDataResource,
-                        upbit: UpbitExchangeResource) -> list[int]:
+                        upbit: UpbitExchangeResource) -> dg.Output[list[int]]:
         up_to = datetime.fromisoformat(config.up_to) if config.up_to else None
         if up_to is not None and up_to.tzinfo is None:
             raise ValueError(f"up_to {config.up_to!r} needs a UTC offset")
-        return executor(context, mode, database, market_data, upbit).collect_signals(up_to)
+        runner = executor(context, mode, database, market_data, upbit)
+        signal_ids = runner.collect_signals(up_to)
+        return dg.Output(signal_ids, metadata={"model_strategy": runner.model_strategy()})
 
     @dg.op(description="Risk limits: daily loss, position size, open positions, losing-streak cooldown.")
     def check_risk(context: dg.OpExecutionContext, mode: str, signal_ids: list[int], database: DatabaseResource,
