@@ -21,6 +21,7 @@ from coinpilot_pipelines.ml.bootstrap import BlockBootstrap
 from coinpilot_pipelines.ml.labels import LabelSpec, direction_labels
 from coinpilot_pipelines.ml.promotion import HeldOut, PromotionPolicy, decide
 from coinpilot_pipelines.ml.training import Dataset, TrainingSpec, build_dataset, fit, predict_up, split
+from coinpilot_pipelines.settings import ConfigError, ModelSettings
 
 MINUTE = timedelta(minutes=1)
 HORIZON = LabelSpec().horizon_bars
@@ -178,3 +179,25 @@ def test_the_previous_return_sign_baseline_uses_training_rates_per_sign() -> Non
     np.testing.assert_allclose(prob, [2 / 3, 1 / 2, 1 / 3])
     # A sign the training window never saw gets the overall rate.
     np.testing.assert_allclose(previous_return_sign(np.array([0.1, 0.2]), np.array([1, 0]), np.array([-0.1])), [0.5])
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"PROMOTION_BOOTSTRAP_BLOCK_BARS": "10"}, "PROMOTION_BOOTSTRAP_BLOCK_BARS: 10 is shorter than LABEL_HORIZON_BARS (15)"),
+    ({"PROMOTION_BOOTSTRAP_BLOCK_BARS": "240", "LABEL_HORIZON_BARS": "300"},
+     "PROMOTION_BOOTSTRAP_BLOCK_BARS: 240 is shorter than LABEL_HORIZON_BARS (300)"),
+    ({"PROMOTION_BOOTSTRAP_BLOCK_BARS": "0"}, "PROMOTION_BOOTSTRAP_BLOCK_BARS: '0' must be >= 1"),
+    ({"DRIFT_PSI_THRESHOLD": "0"}, "DRIFT_PSI_THRESHOLD: '0' must be > 0"),
+    ({"DRIFT_PSI_THRESHOLD": "high"}, "DRIFT_PSI_THRESHOLD: 'high' is not a number"),
+    ({"COINPILOT_MLFLOW_UI_URL": "mlflow:5000"}, "COINPILOT_MLFLOW_UI_URL: 'mlflow:5000' is not an http(s) URL"),
+])
+def test_the_gate_and_drift_settings_refuse_bad_values_by_name(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        ModelSettings.from_env(env)
+    assert str(error.value).startswith(message)
+
+
+def test_the_gate_and_drift_settings_defaults() -> None:
+    settings = ModelSettings.from_env({"COINPILOT_MLFLOW_UI_URL": "https://mlflow.example/"})
+    assert (settings.bootstrap_block_bars, settings.drift_psi_threshold) == (240, 0.25)
+    assert settings.mlflow_ui_url == "https://mlflow.example"
+    assert ModelSettings.from_env({}).mlflow_ui_url == "http://127.0.0.1:5000"

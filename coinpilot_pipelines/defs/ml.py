@@ -104,8 +104,8 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
         deps=["features", "candles"],
         kinds={"scikitlearn", "mlflow"},
         description="A direction classifier trained on a trailing window of all symbols, registered in "
-        "MLflow as `challenger`, and promoted to `champion` only if it beats the champion on the same "
-        "held-out window.",
+        "MLflow as `challenger`, and promoted to `champion` only if it beats climatology and the champion "
+        "on the same held-out window, under block-bootstrap intervals.",
     )
     def signal_model(context: dg.AssetExecutionContext, config: TrainingConfig, database: DatabaseResource,
                      market_data: MarketDataResource, mlflow: MlflowResource) -> dg.MaterializeResult:
