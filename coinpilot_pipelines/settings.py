@@ -6,6 +6,7 @@ reading `os.environ` itself, so a bad value fails once, early, with the variable
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -20,7 +21,8 @@ from coinpilot_pipelines.features.candle_features import FEATURE_COLUMNS
 from coinpilot_pipelines.market.intervals import Interval
 from coinpilot_pipelines.news.health import HealthThresholds
 from coinpilot_pipelines.news.model import SOURCE_NAME_PATTERN, NewsFeed
-from coinpilot_pipelines.trading.guards import MODES
+from coinpilot_pipelines.trading.guards import Guards, GuardValueError, parse_guards
+from coinpilot_pipelines.trading.risk import UPBIT_MIN_ORDER_KRW
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}(-[A-Z0-9]{2,20})?$")
 DEFAULT_START_DATE = date(2023, 1, 1)
@@ -85,16 +87,26 @@ def bundled_news_feeds(base_url: str) -> tuple[NewsFeed, ...]:
 
 
 def _parse_number(name: str, raw: str, kind: type[int] | type[float], *, low: float, high: float | None = None,
-                  low_inclusive: bool = True) -> int | float:
+                  low_inclusive: bool = True, high_inclusive: bool = True) -> int | float:
     try:
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{name}: {raw!r} is not {'an integer' if kind is int else 'a number'}") from None
-    too_low = value < low if low_inclusive else value <= low
-    if too_low or (high is not None and value > high):
-        bounds = f"{'>=' if low_inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high is not None else "")
-        raise ConfigError(f"{name}: {raw!r} must be {bounds}")
+    if not math.isfinite(value):  # float() takes 'nan' and 'inf', which would slip past every bound
+        raise ConfigError(f"{name}: {raw!r} is not a finite number")
+    _check_bounds(name, raw, value, low=low, high=high, low_inclusive=low_inclusive, high_inclusive=high_inclusive)
     return value
+
+
+def _check_bounds(name: str, raw: str, value: float | Decimal, *, low: float, high: float | None,
+                  low_inclusive: bool, high_inclusive: bool) -> None:
+    too_low = value < low if low_inclusive else value <= low
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
+    if too_low or too_high:
+        bounds = f"{'>=' if low_inclusive else '>'} {low:g}"
+        if high is not None:
+            bounds += f" and {'<=' if high_inclusive else '<'} {high:g}"
+        raise ConfigError(f"{name}: {raw!r} must be {bounds}")
 
 
 def env_number(env: Mapping[str, str], name: str, default: float, kind: type[int] | type[float],
@@ -102,6 +114,11 @@ def env_number(env: Mapping[str, str], name: str, default: float, kind: type[int
     """A number from the environment, or ``default`` when the variable is unset or blank."""
     raw = env.get(name, "").strip()
     return _parse_number(name, raw, kind, **bounds) if raw else default
+
+
+def probability(env: Mapping[str, str], name: str, default: float) -> float:
+    """A probability threshold, strictly inside (0, 1)."""
+    return env_number(env, name, default, float, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
 
 
 @dataclass(frozen=True)
@@ -119,13 +136,14 @@ class ContinuitySettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ContinuitySettings:
         return cls(
-            scan_days=env_number(env, "CONTINUITY_SCAN_DAYS", 365, int, low=1),
-            live_poll_interval_s=env_number(env, "LIVE_KLINE_POLL_INTERVAL_SEC", 30, int, low=5),
-            live_tick_budget_s=env_number(env, "LIVE_KLINE_TICK_BUDGET_SEC", 10.0, float, low=0.1),
-            live_lookback_bars=env_number(env, "LIVE_KLINE_LOOKBACK_BARS", 5, int, low=0),
-            repair_empty_attempts=env_number(env, "GAP_REPAIR_EMPTY_ATTEMPTS", 3, int, low=1),
-            repair_empty_spacing_s=env_number(env, "GAP_REPAIR_EMPTY_SPACING_SEC", 60.0, float, low=0),
-            repair_max_segments=env_number(env, "GAP_REPAIR_MAX_SEGMENTS", 8, int, low=1),
+            scan_days=env_number(env, "CONTINUITY_SCAN_DAYS", 365, int, low=1, high=3660),
+            live_poll_interval_s=env_number(env, "LIVE_KLINE_POLL_INTERVAL_SEC", 30, int, low=5, high=3600),
+            live_tick_budget_s=env_number(env, "LIVE_KLINE_TICK_BUDGET_SEC", 10.0, float, low=0.1, high=600),
+            live_lookback_bars=env_number(env, "LIVE_KLINE_LOOKBACK_BARS", 5, int, low=0, high=1000),
+            repair_empty_attempts=env_number(env, "GAP_REPAIR_EMPTY_ATTEMPTS", 3, int, low=1, high=100),
+            repair_empty_spacing_s=env_number(env, "GAP_REPAIR_EMPTY_SPACING_SEC", 60.0, float, low=0,
+                                              low_inclusive=False, high=86_400),
+            repair_max_segments=env_number(env, "GAP_REPAIR_MAX_SEGMENTS", 8, int, low=1, high=1000),
         )
 
 
@@ -169,65 +187,68 @@ class ModelSettings:
         if unknown:
             raise ConfigError(f"AUTO_RETRAIN_DRIFT_FEATURES: unknown features {', '.join(sorted(unknown))} "
                               f"(known: {', '.join(FEATURE_COLUMNS)})")
-        threshold = env_number(env, "INFERENCE_PROB_THRESHOLD", 0.5, float, low=0.0, high=1.0)
         name = env.get("COINPILOT_MODEL_NAME", "").strip() or cls.model_name
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
             raise ConfigError(f"COINPILOT_MODEL_NAME: {name!r} is not a valid model name")
         return cls(
             model_name=name,
-            train_window_days=env_number(env, "TRAIN_WINDOW_DAYS", 30, int, low=1),
-            label_horizon_bars=env_number(env, "LABEL_HORIZON_BARS", 15, int, low=1),
-            label_dead_band=env_number(env, "LABEL_DEAD_BAND", 0.0005, float, low=0.0),
-            promote_min_auc_improve=env_number(env, "AUTO_PROMOTE_MIN_AUC_IMPROVE", 0.01, float, low=0.0),
-            promote_max_brier_degrade=env_number(env, "AUTO_PROMOTE_MAX_BRIER_DEGRADE", 0.005, float, low=0.0),
-            promote_max_ece_degrade=env_number(env, "AUTO_PROMOTE_MAX_ECE_DEGRADE", 0.01, float, low=0.0),
-            inference_threshold=threshold,
-            inference_lookback_bars=env_number(env, "INFERENCE_LOOKBACK_BARS", 1440, int, low=1),
-            calibration_live_window_days=env_number(env, "CALIBRATION_LIVE_WINDOW_DAYS", 7, int, low=1),
-            retrain_ece_gap_abs=env_number(env, "AUTO_RETRAIN_ECE_GAP_ABS", 0.05, float, low=0.0),
-            retrain_ece_gap_rel=env_number(env, "AUTO_RETRAIN_ECE_GAP_REL", 0.5, float, low=0.0),
-            retrain_ece_streak=env_number(env, "AUTO_RETRAIN_ECE_STREAK", 2, int, low=1),
-            drift_z_threshold=env_number(env, "DRIFT_Z_THRESHOLD", 3.0, float, low=0.0),
+            train_window_days=env_number(env, "TRAIN_WINDOW_DAYS", 30, int, low=1, high=3660),
+            label_horizon_bars=env_number(env, "LABEL_HORIZON_BARS", 15, int, low=1, high=10_000),
+            label_dead_band=env_number(env, "LABEL_DEAD_BAND", 0.0005, float, low=0.0, high=0.1),
+            promote_min_auc_improve=env_number(env, "AUTO_PROMOTE_MIN_AUC_IMPROVE", 0.01, float, low=0.0, high=1),
+            promote_max_brier_degrade=env_number(env, "AUTO_PROMOTE_MAX_BRIER_DEGRADE", 0.005, float, low=0.0, high=1),
+            promote_max_ece_degrade=env_number(env, "AUTO_PROMOTE_MAX_ECE_DEGRADE", 0.01, float, low=0.0, high=1),
+            inference_threshold=probability(env, "INFERENCE_PROB_THRESHOLD", 0.5),
+            inference_lookback_bars=env_number(env, "INFERENCE_LOOKBACK_BARS", 1440, int, low=1, high=100_000),
+            calibration_live_window_days=env_number(env, "CALIBRATION_LIVE_WINDOW_DAYS", 7, int, low=1, high=3660),
+            retrain_ece_gap_abs=env_number(env, "AUTO_RETRAIN_ECE_GAP_ABS", 0.05, float, low=0.0, high=1),
+            retrain_ece_gap_rel=env_number(env, "AUTO_RETRAIN_ECE_GAP_REL", 0.5, float, low=0.0, high=100),
+            retrain_ece_streak=env_number(env, "AUTO_RETRAIN_ECE_STREAK", 2, int, low=1, high=1000),
+            drift_z_threshold=env_number(env, "DRIFT_Z_THRESHOLD", 3.0, float, low=0.0, low_inclusive=False,
+                                         high=1000),
             drift_features=drift or cls.drift_features,
-            retrain_cooldown_s=env_number(env, "AUTO_RETRAIN_COOLDOWN_SEC", 6 * 3600, int, low=0),
+            retrain_cooldown_s=env_number(env, "AUTO_RETRAIN_COOLDOWN_SEC", 6 * 3600, int, low=1, high=30 * 86_400),
             retrain_cron=_cron(env, "RETRAIN_CRON", cls.retrain_cron),
             calibration_cron=_cron(env, "CALIBRATION_CRON", cls.calibration_cron),
-            drift_psi_threshold=env_number(env, "DRIFT_PSI_THRESHOLD", 0.25, float, low=0.0, low_inclusive=False),
+            drift_psi_threshold=env_number(env, "DRIFT_PSI_THRESHOLD", 0.25, float, low=0.0, low_inclusive=False, high=10),
             bootstrap_block_bars=env_number(env, "PROMOTION_BOOTSTRAP_BLOCK_BARS", 240, int, low=1, high=100_000),
             mlflow_ui_url=_parse_url("COINPILOT_MLFLOW_UI_URL", env.get("COINPILOT_MLFLOW_UI_URL", "").strip()
                                      or cls.mlflow_ui_url),
         )
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}: {raw!r} is not a boolean (true or false)")
+# The largest amounts a setting may hold: a typo of a few zeros stops at load instead of trading.
+MAX_QUOTE_AMOUNT = Decimal("1000000")  # in the signal symbol's quote currency (USDT for BTCUSDT)
+MAX_KRW_AMOUNT = Decimal("100000000")
 
 
-def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
+def _decimal(env: Mapping[str, str], name: str, default: str, *, low: str, high: str,
+             low_inclusive: bool = True) -> Decimal:
     raw = env.get(name, "").strip() or default
     try:
         value = Decimal(raw)
     except InvalidOperation:
         raise ConfigError(f"{name}: {raw!r} is not a decimal number") from None
-    if not value.is_finite() or value < 0:
-        raise ConfigError(f"{name}: {raw!r} must be a finite number >= 0")
+    if not value.is_finite():
+        raise ConfigError(f"{name}: {raw!r} is not a finite number")
+    _check_bounds(name, raw, value, low=Decimal(low), high=Decimal(high), low_inclusive=low_inclusive,
+                  high_inclusive=True)
     return value
+
+
+def _money(env: Mapping[str, str], name: str, default: str, ceiling: Decimal) -> Decimal:
+    """A positive amount of money, at most ``ceiling``."""
+    return _decimal(env, name, default, low="0", high=str(ceiling), low_inclusive=False)
 
 
 @dataclass(frozen=True)
 class TradingSettings:
-    """The order executor: guards, risk limits, paper trading and order polling.
+    """The order executor: risk limits, paper trading, order sizes and polling.
 
     The live-trading guards and the secrets (Upbit keys, the Anthropic key) are not kept here: the
-    Dagster resources read them from the environment when a run starts (`trading/guards.py`
-    decides the mode from them), so a value set after the code location loaded still counts.
+    guards are read from the environment when a run starts (`trading/guards.py` parses them and
+    decides the mode), the secrets by `Secrets`. Loading the settings still parses the guards, so a
+    malformed guard value fails at load, with its name, before any run.
     """
 
     analyst_model: str = "claude-haiku-4-5"
@@ -244,61 +265,95 @@ class TradingSettings:
     losing_streak: int = 3
     cooldown_hours: int = 24
     order_krw: Decimal = Decimal("10000")  # what a live or test entry spends on Upbit
+    max_order_krw: Decimal = Decimal("50000")  # no order sent to Upbit is larger than this
     market_map: tuple[tuple[str, str], ...] = ()  # signal symbol -> Upbit market overrides
     order_poll_interval_s: float = 5.0
     order_max_polls: int = 24
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TradingSettings:
-        mode = env.get("UPBIT_TRADE_MODE", "").strip().lower() or "shadow"
-        if mode not in MODES:  # checked here so a typo fails at load, not at the first order
-            raise ConfigError(f"UPBIT_TRADE_MODE: {mode!r} is not one of {', '.join(MODES)}")
+        try:
+            parse_guards(env)  # a malformed guard fails here, loudly, before any run starts
+        except GuardValueError as exc:
+            raise ConfigError(str(exc)) from None
         pairs = []
         for entry in (e.strip() for e in env.get("UPBIT_MARKET_MAP", "").split(",") if e.strip()):
             symbol, _, market = entry.partition("=")
             if not SYMBOL_PATTERN.match(symbol.strip()) or not re.fullmatch(r"[A-Z]{2,10}-[A-Z0-9]{2,20}", market.strip()):
                 raise ConfigError(f"UPBIT_MARKET_MAP: {entry!r} is not SYMBOL=QUOTE-BASE (e.g. BTCUSDT=KRW-BTC)")
             pairs.append((symbol.strip(), market.strip()))
-        _bool(env, "LIVE_TRADING_ENABLED", False)  # a malformed value fails here, loudly
+        analyst_model = env.get("COINPILOT_ANALYST_MODEL", "").strip() or cls.analyst_model
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,63}", analyst_model):
+            raise ConfigError(f"COINPILOT_ANALYST_MODEL: {analyst_model!r} is not a model name (e.g. claude-haiku-4-5)")
+        max_order_krw = _money(env, "RISK_MAX_ORDER_KRW", "50000", MAX_KRW_AMOUNT)
+        order_krw = _decimal(env, "UPBIT_ORDER_KRW", "10000", low=str(UPBIT_MIN_ORDER_KRW), high=str(max_order_krw))
         return cls(
-            analyst_model=env.get("COINPILOT_ANALYST_MODEL", "").strip() or cls.analyst_model,
-            exit_probability=env_number(env, "INFERENCE_EXIT_PROB_THRESHOLD", 0.45, float, low=0, high=1),
-            take_profit=_decimal(env, "PAPER_TAKE_PROFIT", "0.01"),
-            stop_loss=_decimal(env, "PAPER_STOP_LOSS", "0.005"),
-            max_holding_hours=env_number(env, "PAPER_MAX_HOLDING_HOURS", 48, int, low=1),
-            paper_notional=_decimal(env, "PAPER_TRADE_NOTIONAL", "100"),
-            fee_rate=_decimal(env, "PAPER_FEE_RATE", "0.0005"),
-            slippage=_decimal(env, "PAPER_SLIPPAGE", "0.0005"),
-            daily_loss_limit=_decimal(env, "RISK_DAILY_LOSS_LIMIT", "50"),
-            max_position_notional=_decimal(env, "RISK_MAX_POSITION_NOTIONAL", "200"),
-            max_open_positions=env_number(env, "RISK_MAX_OPEN_POSITIONS", 3, int, low=1),
-            losing_streak=env_number(env, "RISK_LOSING_STREAK", 3, int, low=1),
-            cooldown_hours=env_number(env, "RISK_COOLDOWN_HOURS", 24, int, low=0),
-            order_krw=_decimal(env, "UPBIT_ORDER_KRW", "10000"),
+            analyst_model=analyst_model,
+            exit_probability=probability(env, "INFERENCE_EXIT_PROB_THRESHOLD", 0.45),
+            take_profit=_decimal(env, "PAPER_TAKE_PROFIT", "0.01", low="0", high="0.5", low_inclusive=False),
+            stop_loss=_decimal(env, "PAPER_STOP_LOSS", "0.005", low="0", high="0.5", low_inclusive=False),
+            max_holding_hours=env_number(env, "PAPER_MAX_HOLDING_HOURS", 48, int, low=1, high=24 * 366),
+            paper_notional=_money(env, "PAPER_TRADE_NOTIONAL", "100", MAX_QUOTE_AMOUNT),
+            fee_rate=_decimal(env, "PAPER_FEE_RATE", "0.0005", low="0", high="0.05"),
+            slippage=_decimal(env, "PAPER_SLIPPAGE", "0.0005", low="0", high="0.05"),
+            daily_loss_limit=_money(env, "RISK_DAILY_LOSS_LIMIT", "50", MAX_QUOTE_AMOUNT),
+            max_position_notional=_money(env, "RISK_MAX_POSITION_NOTIONAL", "200", MAX_QUOTE_AMOUNT),
+            max_open_positions=env_number(env, "RISK_MAX_OPEN_POSITIONS", 3, int, low=1, high=1000),
+            losing_streak=env_number(env, "RISK_LOSING_STREAK", 3, int, low=1, high=1000),
+            cooldown_hours=env_number(env, "RISK_COOLDOWN_HOURS", 24, int, low=1, high=24 * 366),
+            order_krw=order_krw,
+            max_order_krw=max_order_krw,
             market_map=tuple(pairs),
-            order_poll_interval_s=env_number(env, "LIVE_ORDER_POLL_INTERVAL_SEC", 5.0, float, low=0),
-            order_max_polls=env_number(env, "LIVE_ORDER_MAX_POLLS", 24, int, low=1),
+            order_poll_interval_s=env_number(env, "LIVE_ORDER_POLL_INTERVAL_SEC", 5.0, float, low=0,
+                                             low_inclusive=False, high=600),
+            order_max_polls=env_number(env, "LIVE_ORDER_MAX_POLLS", 24, int, low=1, high=10_000),
         )
 
 
 def _cron(env: Mapping[str, str], name: str, default: str) -> str:
+    # Dagster's own check, so an expression that passes here also passes `dagster definitions validate`.
+    from dagster._utils.schedules import is_valid_cron_string
+
     value = env.get(name, "").strip() or default
-    if len(value.split()) != 5:
-        raise ConfigError(f"{name}: {value!r} is not a five-field cron expression")
+    if not is_valid_cron_string(value):
+        raise ConfigError(f"{name}: {value!r} is not a valid five-field cron expression (e.g. '30 3 * * *')")
     return value
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """The API keys, read from the environment and kept out of every repr, log and config."""
+
+    upbit_access_key: str = field(default="", repr=False)
+    upbit_secret_key: str = field(default="", repr=False)
+    anthropic_api_key: str = field(default="", repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if env is None else env
+        return cls(env.get("UPBIT_ACCESS_KEY", "").strip(), env.get("UPBIT_SECRET_KEY", "").strip(),
+                   env.get("ANTHROPIC_API_KEY", "").strip())
+
+
+def live_guards(env: Mapping[str, str] | None = None) -> Guards:
+    """The guard variables as the environment holds them now (a run reads them when it starts)."""
+    try:
+        return parse_guards(os.environ if env is None else env)
+    except GuardValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    database_url: str
+    database_url: str = field(repr=False)  # may carry a password
     symbols: tuple[str, ...]
     interval: Interval
     start_date: date
     market_exchange: str
     binance_base_url: str
     upbit_base_url: str
-    mlflow_tracking_uri: str
+    mlflow_tracking_uri: str = field(repr=False)  # may carry credentials
     news_feeds: tuple[NewsFeed, ...] = field(default_factory=tuple)
     news_poll_interval_s: int = DEFAULT_NEWS_POLL_INTERVAL_S
     news_health: HealthThresholds = field(default_factory=HealthThresholds)

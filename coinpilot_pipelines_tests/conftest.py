@@ -110,6 +110,8 @@ def emulator(_emulator_server: Emulator) -> Iterator[Emulator]:
 
 
 _fault_figures: list[dict] = []
+# The slowest call of each kind in the conformance tests (seconds), printed after the run.
+conformance_latencies: dict[str, float] = {}
 
 
 @pytest.fixture
@@ -123,6 +125,10 @@ def fault_report(request: pytest.FixtureRequest):  # noqa: ANN201 - a recording 
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest hook
+    if conformance_latencies:
+        terminalreporter.section("conformance: the slowest call of each kind")
+        for name, seconds in sorted(conformance_latencies.items()):
+            terminalreporter.write_line(f"{name}: {seconds * 1000:.1f} ms")
     if _fault_figures:
         terminalreporter.section("fault injection: what was written, retried and quarantined")
         for figures in _fault_figures:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from coinpilot_pipelines.clock import SYSTEM_CLOCK
 from coinpilot_pipelines.defs import build_definitions
 from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource, NewsFeedsResource
+from coinpilot_pipelines.news.ingest import BootstrapPolicy
+from coinpilot_pipelines.news.model import NewsFeed
 from coinpilot_pipelines.settings import Settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -29,14 +32,16 @@ def market_resources(database_url: str, emulator_url: str, **client: object) -> 
     return {
         "database": DatabaseResource(url=database_url),
         "market_data": MarketDataResource(base_url=emulator_url, **{"max_attempts": 3, "base_delay_s": 0.01, **client}),
+        "clock": SYSTEM_CLOCK,
     }
 
 
 def news_resources(database_url: str, emulator_url: str, *sources: str, **config: object) -> dict[str, object]:
-    feeds = ",".join(f"{source}={emulator_url}/rss/{source}" for source in sources)
+    feeds = tuple(NewsFeed(source, f"{emulator_url}/rss/{source}") for source in sources)
     return {
         "database": DatabaseResource(url=database_url),
-        "news": NewsFeedsResource(feeds=feeds, timeout_s=2.0, bootstrap_pause_s=0.0, **config),
+        "news": NewsFeedsResource(feeds=feeds, timeout_s=2.0, **{"bootstrap": BootstrapPolicy(pause_s=0.0), **config}),
+        "clock": SYSTEM_CLOCK,
     }
 
 

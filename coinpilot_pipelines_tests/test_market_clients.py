@@ -9,7 +9,12 @@ from decimal import Decimal
 import pytest
 
 from coinpilot_pipelines.clients.binance import BinanceSpotClient
-from coinpilot_pipelines.clients.http import ExchangeRequestError, ExchangeUnavailableError, RetryPolicy
+from coinpilot_pipelines.clients.http import (
+    ExchangeRequestError,
+    ExchangeUnavailableError,
+    RetryPolicy,
+    UnknownSymbolError,
+)
 from coinpilot_pipelines.clients.upbit import UpbitQuotationClient
 from coinpilot_pipelines.emulator.recordings import binance_recordings
 from coinpilot_pipelines.market.intervals import Interval, to_ms
@@ -65,10 +70,10 @@ def test_rate_limit_storm_is_ridden_out_by_honouring_retry_after(emulator) -> No
 
 
 def test_weight_budget_slows_down_before_the_limit(emulator) -> None:  # noqa: ANN001
-    emulator.set_scenario({"weight_limit": 30, "weight_window_s": 2})
+    emulator.set_scenario({"weight_limit": 12, "weight_window_s": 2})
     start = datetime(2023, 3, 1, tzinfo=UTC)
-    with BinanceSpotClient(emulator.url, weight_limit=30, weight_window_s=2, max_in_flight=2) as client:
-        frames, _, _ = fetch_all(client, "BTCUSDT", start, start + timedelta(minutes=12_000))  # 12 pages, weight 60
+    with BinanceSpotClient(emulator.url, weight_limit=12, weight_window_s=2, max_in_flight=2) as client:
+        frames, _, _ = fetch_all(client, "BTCUSDT", start, start + timedelta(minutes=12_000))  # 12 pages, weight 24
         assert client.weight.slowdowns >= 1
     assert sum(len(f) for f in frames) == 12_000
     assert emulator.stats()["by_status"] == {"200": 12}  # never a 429
@@ -97,9 +102,26 @@ def test_persistent_faults_fail_with_a_clear_message(emulator, fault: str) -> No
 
 def test_a_refused_request_is_not_retried(emulator) -> None:  # noqa: ANN001
     with BinanceSpotClient(emulator.url, policy=FAST_RETRIES) as client:
-        with pytest.raises(ExchangeRequestError, match=r"HTTP 400 .*Invalid symbol"):
-            fetch_all(client, "BTC_USDT", datetime(2023, 3, 1, tzinfo=UTC), datetime(2023, 3, 1, 1, tzinfo=UTC))
+        with pytest.raises(ExchangeRequestError, match=r"HTTP 400 .*Mandatory parameter 'symbol'"):
+            fetch_all(client, "", datetime(2023, 3, 1, tzinfo=UTC), datetime(2023, 3, 1, 1, tzinfo=UTC))
         assert client.stats.requests == 1
+
+
+@pytest.mark.parametrize("symbol", ["NOSUCHCOIN", "BTC_USDT"])
+def test_an_unknown_binance_symbol_is_a_specific_error_never_retried(emulator, symbol: str) -> None:  # noqa: ANN001
+    with BinanceSpotClient(emulator.url, policy=FAST_RETRIES, max_in_flight=4) as client:
+        with pytest.raises(UnknownSymbolError, match=rf"binance lists no symbol '{symbol}'.*Invalid symbol") as error:
+            fetch_all(client, symbol, datetime(2023, 3, 1, tzinfo=UTC), datetime(2023, 3, 2, tzinfo=UTC))
+        assert error.value.symbol == symbol and error.value.status == 400
+        assert client.stats.requests <= client.max_in_flight  # the pages already sent, none of them again
+        assert client.stats.transient_retries == 0 and client.stats.rate_limited == 0
+
+
+def test_an_unknown_upbit_market_is_a_specific_error_never_retried(emulator) -> None:  # noqa: ANN001
+    with UpbitQuotationClient(emulator.url, policy=FAST_RETRIES) as client:
+        with pytest.raises(UnknownSymbolError, match=r"upbit lists no market 'KRW-NOSUCH'.*Code not found") as error:
+            fetch_all(client, "KRW-NOSUCH", datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 2, 1, 1, tzinfo=UTC))
+        assert error.value.symbol == "KRW-NOSUCH" and client.stats.requests == 1
 
 
 def test_malformed_rows_are_quarantined_and_the_rest_kept(emulator) -> None:  # noqa: ANN001

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-import dagster as dg
-from dagster._core.test_utils import create_run_for_test
+from datetime import datetime, timezone
 
+import dagster as dg
+
+from coinpilot_pipelines.clients.rss import RssClient
 from coinpilot_pipelines.defs.news import HEALTH_CHECK, NEWS_JOB, build_news_sensor, news_articles, news_dedup_stats
+from coinpilot_pipelines.news.ingest import BootstrapPolicy, NewsIngestReport, ingest_news
+from coinpilot_pipelines.news.model import NewsFeed
+from coinpilot_pipelines.storage.database import get_engine
 from coinpilot_pipelines.emulator.feeds import DEFAULT_SOURCES
 from coinpilot_pipelines.settings import Settings
 from coinpilot_pipelines_tests.dagster_helpers import QUIET, news_resources, project_definitions
 
 SOURCES = tuple(DEFAULT_SOURCES)
+
+
+def ingest_news_with_budget(db: str, emulator, monotonic, budget_s: float) -> NewsIngestReport:  # noqa: ANN001
+    feeds = [NewsFeed(source, f"{emulator.url}/rss/{source}") for source in SOURCES]
+    with RssClient(timeout_s=2) as client:
+        return ingest_news(client, get_engine(db), feeds, clock=lambda: datetime.now(timezone.utc),
+                           bootstrap=BootstrapPolicy(pause_s=0, budget_s=budget_s), sleep=lambda _: None,
+                           monotonic=monotonic)
 
 
 def materialize_news(resources: dict[str, object], instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -72,18 +85,35 @@ def test_news_definitions_load_with_lineage_check_and_sensor(sqlite_url: str, em
     assert {defs.resolve_assets_def(k).group_names_by_key[dg.AssetKey(k)]
             for k in ("news_articles", "news_dedup_stats")} == {"news"}
     sensor = defs.resolve_sensor_def("news_poll_sensor")
-    assert sensor.minimum_interval_seconds == 120 and sensor.job_name == NEWS_JOB
+    assert sensor.minimum_interval_seconds == 120 and not sensor.targets  # it polls in its tick: no runs
     assert defs.resolve_job_def(NEWS_JOB).asset_layer.selected_asset_keys == {
         dg.AssetKey("news_articles"), dg.AssetKey("news_dedup_stats")}
 
 
-def test_the_sensor_requests_a_poll_unless_one_is_still_running() -> None:
+def test_the_sensor_polls_and_reports_in_its_tick_without_a_run(sqlite_url: str, emulator) -> None:  # noqa: ANN001
     sensor = build_news_sensor(90)
+    resources = news_resources(sqlite_url, emulator.url, *SOURCES)
     with dg.instance_for_test() as instance:
-        assert isinstance(sensor(dg.build_sensor_context(instance=instance)), dg.RunRequest)
-        create_run_for_test(instance, job_name=NEWS_JOB, status=dg.DagsterRunStatus.STARTED)
-        skipped = sensor(dg.build_sensor_context(instance=instance))
-        assert isinstance(skipped, dg.SkipReason) and "still in progress" in skipped.skip_message
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+        again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+        assert instance.get_runs() == []
+    for tick in (first, again):
+        assert tick.run_requests == []
+        articles, stats, check = tick.asset_events
+        assert (articles.asset_key, stats.asset_key) == (dg.AssetKey("news_articles"), dg.AssetKey("news_dedup_stats"))
+        assert (check.check_name, check.passed) == (HEALTH_CHECK, True)
+    # The first tick bootstraps the empty store within its budget; the next is one poll.
+    assert first.asset_events[0].metadata["bootstrapped"].value is True
+    assert first.asset_events[0].metadata["articles_stored"].value == 177
+    assert again.asset_events[0].metadata["poll_rounds"].value == 1
+    assert again.asset_events[1].metadata["polls_evaluated"].value == len(SOURCES)
+
+
+def test_the_bootstrap_in_a_tick_stops_starting_rounds_at_its_budget(sqlite_url: str, emulator) -> None:  # noqa: ANN001
+    clock = iter(range(0, 1000, 10))  # each look at the clock: 10 s later
+    report = ingest_news_with_budget(sqlite_url, emulator, lambda: next(clock), budget_s=25)
+    # Rounds start at 0, 10 and 20 s; none at 30 s, past the budget (a full bootstrap takes 6).
+    assert report.bootstrapped and len(report.rounds) == 3
 
 
 def test_news_feeds_default_to_the_bundled_feeds_and_take_names() -> None:

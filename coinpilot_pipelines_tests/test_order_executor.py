@@ -13,22 +13,29 @@ import pytest
 
 from coinpilot_pipelines.storage.database import get_engine
 from coinpilot_pipelines.storage.trading import apply_fill, attempts, begin_attempt, open_trades, positions
-from coinpilot_pipelines.trading.guards import LIVE_GUARD_PHRASE, GuardInputs, resolve_mode
+from coinpilot_pipelines.settings import ConfigError, Settings, live_guards
+from coinpilot_pipelines.trading.guards import LIVE_GUARD_PHRASE, GuardInputs, GuardValueError, parse_guards, resolve_mode
 
 from .trading_helpers import UTC, confirmed_entry, executor, stored_market, upbit_client
 
 GUARDS = ("LIVE_TRADING_ENABLED", "UPBIT_TRADE_MODE", "LIVE_GUARD_PHRASE", "PAPER_POLICY_PROFILE", "UPBIT keys")
+# What an operator might type instead of the exact live (or safe) value; every one is refused.
+VARIANTS = {
+    "LIVE_TRADING_ENABLED": ["TRUE ", "True", " true", "1", "yes", "true\u200b", "False"],
+    "UPBIT_TRADE_MODE": ["Live", "LIVE", "live ", "Test\u200b", " test", "Shadow"],
+    "LIVE_GUARD_PHRASE": [LIVE_GUARD_PHRASE + " ", LIVE_GUARD_PHRASE.lower(), "I confirm live trading"],
+    "PAPER_POLICY_PROFILE": ["Prod", "PROD", "prod ", "production", "Test"],
+}
+
+
+def guard_env(flags: tuple[bool, ...]) -> dict[str, str]:
+    enabled, live_mode, phrase, profile, _ = flags
+    return {"LIVE_TRADING_ENABLED": "true" if enabled else "false", "UPBIT_TRADE_MODE": "live" if live_mode else "test",
+            "LIVE_GUARD_PHRASE": LIVE_GUARD_PHRASE if phrase else "", "PAPER_POLICY_PROFILE": "prod" if profile else "test"}
 
 
 def guards_for(flags: tuple[bool, ...]) -> GuardInputs:
-    enabled, live_mode, phrase, profile, keys = flags
-    return GuardInputs(
-        live_trading_enabled="true" if enabled else "false",
-        trade_mode="live" if live_mode else "test",
-        guard_phrase=LIVE_GUARD_PHRASE if phrase else "i confirm",
-        paper_policy_profile="production" if profile else "test",
-        access_key_set=keys, secret_key_set=keys,
-    )
+    return GuardInputs(parse_guards(guard_env(flags)), access_key_set=flags[4], secret_key_set=flags[4])
 
 
 def test_the_guard_matrix_allows_live_in_exactly_one_combination(emulator, tmp_path) -> None:  # noqa: ANN001
@@ -50,12 +57,28 @@ def test_the_guard_matrix_allows_live_in_exactly_one_combination(emulator, tmp_p
             assert after == before  # shadow mode makes no exchange call at all
         status = attempts(get_engine(db))["status"].tolist()
         assert status == [{"shadow": "logged", "test": "test_ok", "live": "accepted"}[decision.mode]]
+        # Any spelling but the exact one is refused with the variable's name: never live, never silently safe.
+        for name, variants in VARIANTS.items():
+            for variant in variants:
+                with pytest.raises(GuardValueError, match=f"^{name}: "):
+                    parse_guards({**guard_env(flags), name: variant})
     assert [flags for flags, mode in modes.items() if mode == "live"] == [(True,) * 5]
     # Every other combination says which guards failed.
     almost = resolve_mode(guards_for((True, True, True, False, True)))
     assert almost.mode == "test" and "PAPER_POLICY_PROFILE is 'test'" in almost.describe()
     no_keys = resolve_mode(guards_for((True, True, True, True, False)))
     assert no_keys.mode == "shadow" and "UPBIT_ACCESS_KEY and UPBIT_SECRET_KEY are not both set" in no_keys.describe()
+
+
+def test_settings_and_the_guard_share_one_strict_parser() -> None:
+    assert parse_guards({}) == parse_guards({name: "" for name in VARIANTS})  # unset and empty mean safe
+    assert resolve_mode(GuardInputs(parse_guards({}), True, True)).mode == "shadow"
+    for name, variants in VARIANTS.items():
+        for variant in variants:
+            with pytest.raises(ConfigError, match=f"^{name}: "):
+                Settings.from_env({name: variant})
+            with pytest.raises(ConfigError, match=f"^{name}: "):
+                live_guards({name: variant})
 
 
 def test_run_config_may_ask_for_a_safer_mode_never_a_less_safe_one() -> None:

@@ -14,7 +14,7 @@ from dagster._serdes import serialize_value
 from sqlalchemy import select
 
 from coinpilot_pipelines.clients.anthropic_analyst import AnthropicAnalyst
-from coinpilot_pipelines.defs import build_resources
+from coinpilot_pipelines.defs import build_resources, resource_values
 from coinpilot_pipelines.defs.trading import AnalystResource, build_trading_definitions
 from coinpilot_pipelines.emulator.server import Emulator
 from coinpilot_pipelines.storage.database import get_engine
@@ -51,7 +51,8 @@ def executor_definitions(db: str, emulator_url: str) -> dg.Definitions:
     settings = settings_for(db, emulator_url, COINPILOT_SYMBOLS="BTCUSDT", LIVE_ORDER_POLL_INTERVAL_SEC="0.01")
     trading = build_trading_definitions(settings.trading, 0.5, settings.symbols)
     resources = build_resources(settings)
-    resources["analyst"] = MockedAnalystResource(api_key=resources["analyst"].api_key, model="claude-haiku-4-5")
+    resources["analyst"] = MockedAnalystResource(api_key=resource_values(settings)["analyst"].api_key,
+                                                 model="claude-haiku-4-5")
     return dg.Definitions(jobs=trading["jobs"], sensors=trading["sensors"], resources=resources)
 
 
@@ -67,7 +68,7 @@ def test_a_live_run_leaks_no_secret_to_logs_metadata_or_tables(sqlite_url: str, 
     for name, value in {"UPBIT_ACCESS_KEY": MARKER_ACCESS, "UPBIT_SECRET_KEY": MARKER_SECRET,
                         "ANTHROPIC_API_KEY": MARKER_ANTHROPIC, "LIVE_TRADING_ENABLED": "true",
                         "UPBIT_TRADE_MODE": "live", "LIVE_GUARD_PHRASE": LIVE_GUARD_PHRASE,
-                        "PAPER_POLICY_PROFILE": "production"}.items():
+                        "PAPER_POLICY_PROFILE": "prod"}.items():
         monkeypatch.setenv(name, value)
     caplog.set_level(logging.DEBUG)
     with Emulator(upbit_keys={MARKER_ACCESS: MARKER_SECRET}) as emulator:
@@ -125,16 +126,23 @@ def test_the_sensor_requests_one_run_per_state_of_the_data(sqlite_url: str, emul
     stored_market(sqlite_url, emulator.url, minutes=30)
     defs = executor_definitions(sqlite_url, emulator.url)
     sensor = defs.resolve_sensor_def("order_signal_sensor")
-    first = sensor.evaluate_tick(dg.build_sensor_context(resources=build_resources(settings_for(sqlite_url, emulator.url))))
+    resources = resource_values(settings_for(sqlite_url, emulator.url))
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor: str | None = None) -> dg.SensorExecutionData:
+        return sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor, resources=resources, instance=instance))
+
+    first = tick()
     (request,) = first.run_requests
     assert request.run_key == "orders-20240205T0029-0"
-    assert request.run_config == {"ops": {"collect_signals": {"config": {"up_to": "2024-02-05T00:29:00+00:00"}}}}
-    retried = sensor.evaluate_tick(dg.build_sensor_context(resources=build_resources(settings_for(sqlite_url, emulator.url))))
-    assert [r.run_key for r in retried.run_requests] == [request.run_key]  # a retried tick asks for the same run
-    quiet = sensor.evaluate_tick(dg.build_sensor_context(
-        cursor=first.cursor, resources=build_resources(settings_for(sqlite_url, emulator.url))))
-    assert quiet.run_requests == []
+    assert not request.run_config  # the run reads the newest data when it starts
+    assert [r.run_key for r in tick().run_requests] == [request.run_key]  # a retried tick asks for the same run
+    assert tick(first.cursor).run_requests == []
     stored_market(sqlite_url, emulator.url, minutes=31)
-    later = sensor.evaluate_tick(dg.build_sensor_context(
-        cursor=first.cursor, resources=build_resources(settings_for(sqlite_url, emulator.url))))
-    assert [r.run_key for r in later.run_requests] == ["orders-20240205T0030-0"]
+    # While an executor run is in progress, new data waits for it: no second run piles up behind it.
+    running = instance.create_run_for_job(defs.resolve_job_def("order_executor_job"),
+                                          status=dg.DagsterRunStatus.STARTED)
+    waiting = tick(first.cursor)
+    assert waiting.run_requests == [] and f"run {running.run_id[:8]} is started" in waiting.skip_message
+    instance.report_run_failed(running)
+    assert [r.run_key for r in tick(first.cursor).run_requests] == ["orders-20240205T0030-0"]

@@ -186,7 +186,7 @@ def test_the_previous_return_sign_baseline_uses_training_rates_per_sign() -> Non
     ({"PROMOTION_BOOTSTRAP_BLOCK_BARS": "240", "LABEL_HORIZON_BARS": "300"},
      "PROMOTION_BOOTSTRAP_BLOCK_BARS: 240 is shorter than LABEL_HORIZON_BARS (300)"),
     ({"PROMOTION_BOOTSTRAP_BLOCK_BARS": "0"}, "PROMOTION_BOOTSTRAP_BLOCK_BARS: '0' must be >= 1"),
-    ({"DRIFT_PSI_THRESHOLD": "0"}, "DRIFT_PSI_THRESHOLD: '0' must be > 0"),
+    ({"DRIFT_PSI_THRESHOLD": "0"}, "DRIFT_PSI_THRESHOLD: '0' must be > 0 and <= 10"),
     ({"DRIFT_PSI_THRESHOLD": "high"}, "DRIFT_PSI_THRESHOLD: 'high' is not a number"),
     ({"COINPILOT_MLFLOW_UI_URL": "mlflow:5000"}, "COINPILOT_MLFLOW_UI_URL: 'mlflow:5000' is not an http(s) URL"),
 ])

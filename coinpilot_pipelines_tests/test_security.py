@@ -40,16 +40,17 @@ def test_partition_keys_are_checked_too() -> None:
             windows_by_symbol(partitions, [key])
 
 
-@pytest.mark.parametrize("args,reason", [
-    (["continuity-scan", "--symbol", "BTC'; DROP TABLE x;--"], "--symbol: "),
-    (["continuity-scan", "--symbol", "BTCUSDT", "--end", "2024-01-01' OR '1'='1"], "--end "),
-    (["continuity-scan", "--symbol", "BTCUSDT", "--interval", "1m; DROP"], "is not a supported interval"),
-    (["db", "upgrade", "--dsn", "mysql://root@localhost/x"], "unsupported database backend"),
+@pytest.mark.parametrize("args,reason,code", [
+    (["continuity-scan", "--symbol", "BTC'; DROP TABLE x;--"], "--symbol: ", 1),
+    (["continuity-scan", "--symbol", "BTCUSDT", "--end", "2024-01-01' OR '1'='1"], "Invalid value for '--end'", 2),
+    (["continuity-scan", "--symbol", "BTCUSDT", "--interval", "1m; DROP"], "is not a supported interval", 1),
+    (["db", "upgrade", "--dsn", "mysql://root@localhost/x"], "unsupported database backend", 1),
 ])
-def test_command_line_arguments_are_refused_with_one_line(args: list[str], reason: str, tmp_path: Path) -> None:
+def test_command_line_arguments_are_refused_with_one_line(args: list[str], reason: str, code: int,
+                                                          tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "coinpilot_pipelines.cli", *args], capture_output=True, text=True,
                             env={"PATH": "/usr/bin:/bin", "COINPILOT_HOME": str(tmp_path)}, timeout=120)
-    assert result.returncode == 1
+    assert result.returncode == code  # 2: an option's value is refused before the command runs
     assert result.stderr.startswith("coinpilot: error: ") and reason in result.stderr
     assert result.stderr.count("\n") == 1
 

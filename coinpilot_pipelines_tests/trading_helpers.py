@@ -28,7 +28,7 @@ SETTINGS = ExecutorSettings(
     exit_rules=ExitRules(0.45, Decimal("0.01"), Decimal("0.005"), timedelta(hours=48)),
     limits=RiskLimits(Decimal("50"), Decimal("200"), 3, 3, timedelta(hours=24)),
     paper_notional=Decimal("100"), fee_rate=Decimal("0.0005"), slippage=Decimal("0.0005"),
-    order_krw=Decimal("10000"), market_map={}, signal_lookback_bars=60, poll_interval_s=0.01, max_polls=5,
+    order_krw=Decimal("10000"), max_order_krw=Decimal("50000"), market_map={}, signal_lookback_bars=60, poll_interval_s=0.01, max_polls=5,
 )
 
 
@@ -53,5 +53,5 @@ def upbit_client(emulator_url: str, *, timeout_s: float = 5.0, keys: tuple[str, 
 
 
 def executor(db: str, mode: str, upbit: UpbitExchangeClient | None = None, **kwargs: object) -> Executor:
-    return Executor(engine=get_engine(db), series_list=[BTC], settings=SETTINGS, mode=mode, upbit=upbit,
-                    now=lambda: datetime.now(UTC), sleep=lambda _: None, **kwargs)
+    return Executor(**{"engine": get_engine(db), "series_list": [BTC], "settings": SETTINGS, "mode": mode,
+                       "upbit": upbit, "now": lambda: datetime.now(UTC), "sleep": lambda _: None, **kwargs})

@@ -414,7 +414,7 @@ CREATE TABLE upbit_order_attempts (
 	avg_price NUMERIC,
 	CONSTRAINT pk_upbit_order_attempts PRIMARY KEY (id),
 	CONSTRAINT ck_upbit_order_attempts_mode CHECK (mode IN ('shadow', 'test', 'live')),
-	CONSTRAINT ck_upbit_order_attempts_status CHECK (status IN ('sending', 'logged', 'test_ok', 'accepted', 'unknown', 'done', 'cancelled', 'error')),
+	CONSTRAINT ck_upbit_order_attempts_status CHECK (status IN ('sending', 'logged', 'test_ok', 'accepted', 'unknown', 'done', 'cancelled', 'error', 'refused')),
 	CONSTRAINT fk_upbit_order_attempts_paper_trade_id_paper_trades FOREIGN KEY(paper_trade_id) REFERENCES paper_trades (id),
 	CONSTRAINT uq_upbit_order_attempts_identifier UNIQUE (identifier)
 );

@@ -20,7 +20,7 @@ from coinpilot_pipelines.bench.environment import BenchDatabases, await_fresh_we
 from coinpilot_pipelines.bench.ingest import BENCH_END
 from coinpilot_pipelines.bench.sensor import SYMBOLS
 from coinpilot_pipelines.defs.candles import build_candles_asset
-from coinpilot_pipelines.cli.demo import QUIET_LOGGING
+from coinpilot_pipelines.cli.runs import QUIET_LOGGING
 from coinpilot_pipelines.defs.partitions import market_partitions, partition_range_tags
 from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
 from coinpilot_pipelines.settings import Settings
@@ -56,7 +56,7 @@ def bench_scale(days: int, dsn: str | None, echo: Callable[[str], None]) -> list
             for workers in WORKERS:
                 url = databases.fresh()
                 with _workers(workers) as pool:
-                    # a 10 x 30-day backfill spends about 2,200 of the 6,000 weight a minute allows
+                    # a 10 x 30-day backfill spends 864 of the 6,000 weight a minute allows
                     await_fresh_weight_minute()
                     started = time.perf_counter()
                     stored = _backfill(pool, url, emulator.url, first, last)

@@ -31,8 +31,8 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("coinpilot: aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # option errors name the option, in one line
+        click.echo(f"coinpilot: error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

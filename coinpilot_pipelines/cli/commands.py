@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import click
@@ -15,8 +17,25 @@ from coinpilot_pipelines.cli.demo import DEMO_DAYS, run_demo
 from coinpilot_pipelines.cli.environment import local_environment
 from coinpilot_pipelines.emulator.scenarios import PRESETS, load_scenario
 from coinpilot_pipelines.emulator.server import Emulator
+from coinpilot_pipelines.emulator.symbols import DEFAULT_BINANCE, DEFAULT_UPBIT, ServedSymbols
 from coinpilot_pipelines.settings import Settings
 from coinpilot_pipelines.storage.database import create_database_engine, upgrade
+
+
+class IsoDate(click.ParamType):
+    """A calendar date written YYYY-MM-DD; a bad one is refused naming the option."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            self.fail(f"{text!r} is not a date (YYYY-MM-DD)", param, ctx)
+        try:
+            date.fromisoformat(text)
+        except ValueError as exc:
+            self.fail(f"{text!r} is not a date: {exc}", param, ctx)
+        return text
 
 
 @click.command(help="Run the pipeline end to end on the embedded defaults against the bundled emulator.")
@@ -44,13 +63,20 @@ def ui(host: str, port: int) -> None:
             raise RuntimeError(f"dagster dev exited with code {completed.returncode}")
 
 
-@click.command(help="Serve the emulator (Binance klines, Upbit candles, the bundled news feeds) on loopback.")
+@click.command(help="Serve the emulator (Binance and Upbit market data, Upbit orders, the bundled news feeds) on loopback.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
 @click.option("--scenario", default=None,
               help=f"A preset ({', '.join(PRESETS)}), a JSON object, or a JSON file of faults to play.")
-def emulator(host: str, port: int, scenario: str | None) -> None:
-    server = Emulator(host=host, port=port, scenario=load_scenario(scenario))
+@click.option("--symbols", default=None,
+              help="Comma list of the symbols to serve (Binance BTCUSDT, Upbit KRW-BTC); default: "
+                   f"{','.join(DEFAULT_BINANCE + DEFAULT_UPBIT)}. Any other is an unknown symbol.")
+def emulator(host: str, port: int, scenario: str | None, symbols: str | None) -> None:
+    try:
+        served = ServedSymbols.parse(symbols) if symbols is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--symbols") from None
+    server = Emulator(host=host, port=port, scenario=load_scenario(scenario), symbols=served)
     # Stop on SIGTERM whatever disposition was inherited: a parent that ignores SIGTERM (as Dagster
     # leaves one whose SIGINT was ignored) would otherwise leave an emulator nobody can stop politely.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -83,7 +109,7 @@ def upgrade_command(dsn: str | None) -> None:
 @click.option("--symbol", required=True, help="e.g. BTCUSDT")
 @click.option("--interval", default="1m", show_default=True)
 @click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3660))
-@click.option("--end", default=None, help="YYYY-MM-DD (exclusive); default: today")
+@click.option("--end", default=None, type=IsoDate(), help="YYYY-MM-DD (exclusive); default: today")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the report here.")
 @click.option("--auto-insert-missing", is_flag=True, help="Register gaps not yet known as segments for repair.")
 @click.option("--dsn", default=None, help="Database URL; defaults to COINPILOT_DATABASE_URL or the SQLite file.")

@@ -11,10 +11,12 @@ import dagster as dg
 import pandas as pd
 
 from coinpilot_pipelines.cli.environment import LocalEnvironment, local_environment
+from coinpilot_pipelines.cli.runs import execute
 from coinpilot_pipelines.defs import build_definitions, news_resource
 from coinpilot_pipelines.defs.news import NEWS_JOB
 from coinpilot_pipelines.defs.partitions import day_start, partition_range_tags
 from coinpilot_pipelines.market.candles import SeriesKey
+from coinpilot_pipelines.news.ingest import BootstrapPolicy
 from coinpilot_pipelines.news.stats import health_table, source_health
 from coinpilot_pipelines.storage.candles import count_rejects, window_summary
 from coinpilot_pipelines.storage.database import get_engine
@@ -28,7 +30,6 @@ from coinpilot_pipelines.trading.executor import decisions_table
 # few days are too few to show that (see ml/promotion.py).
 DEMO_FIRST_DAY = date(2023, 3, 1)
 DEMO_DAYS = 21
-QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def run_demo(days: int) -> None:
@@ -55,7 +56,7 @@ def _materialize_candles(environment: LocalEnvironment, definitions: dg.Definiti
     job = definitions.resolve_implicit_global_asset_job_def()
     for symbol in environment.settings.symbols:
         click.echo(f"  candles + features {symbol} {DEMO_FIRST_DAY} .. {last_day}: materializing through Dagster ...")
-        result = _execute(job, instance, asset_selection=[dg.AssetKey("candles"), dg.AssetKey("features")],
+        result = execute(job, instance, asset_selection=[dg.AssetKey("candles"), dg.AssetKey("features")],
                           tags=partition_range_tags(DEMO_FIRST_DAY, last_day, symbol))
         click.echo(f"    run {result.run_id} succeeded")
 
@@ -64,20 +65,9 @@ def _materialize_news(environment: LocalEnvironment, definitions: dg.Definitions
                       instance: dg.DagsterInstance) -> None:
     click.echo("  news_articles, news_dedup_stats from the bundled feeds: materializing through Dagster ...")
     # The bootstrap of the empty store replays every poll the emulator has, without pausing.
-    result = _execute(definitions.resolve_job_def(NEWS_JOB), instance,
-                      resources={"news": news_resource(environment.settings, bootstrap_pause_s=0.0)})
+    result = execute(definitions.resolve_job_def(NEWS_JOB), instance,
+                      resources={"news": news_resource(environment.settings, bootstrap=BootstrapPolicy(pause_s=0.0))})
     click.echo(f"    run {result.run_id} succeeded")
-
-
-def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, run_config: dict | None = None,
-             **kwargs: object) -> dg.ExecuteInProcessResult:
-    result = job.execute_in_process(instance=instance, run_config={**QUIET_LOGGING, **(run_config or {})},
-                                    raise_on_error=False, **kwargs)
-    if not result.success:
-        failure = result.get_step_failure_events()
-        reason = failure[0].step_failure_data.error.message.strip() if failure else "see the run in the UI"
-        raise RuntimeError(f"{job.name} run {result.run_id} failed: {reason}")
-    return result
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -87,7 +77,7 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 def _train_and_calibrate(definitions: dg.Definitions, instance: dg.DagsterInstance) -> None:
     click.echo("\n  signal_model: training on all symbols, registering in MLflow, promotion step ...")
-    model = _metadata(_execute(definitions.resolve_job_def("retrain_job"), instance), "signal_model")
+    model = _metadata(execute(definitions.resolve_job_def("retrain_job"), instance), "signal_model")
     click.echo(f"    model version {model['model_version']}, held-out {model['test_window']}, "
                f"{model['train_rows']} training / {model['test_rows']} held-out bars")
     click.echo("    held-out scores beside the baselines (brier_skill: against climatology, the training up-rate):")
@@ -101,7 +91,7 @@ def _train_and_calibrate(definitions: dg.Definitions, instance: dg.DagsterInstan
     click.echo(f"    version {model['model_version']} {status}: {model['promotion_reason']}")
 
     click.echo("\n  inference_log + calibration_report: scoring with the champion, measuring calibration ...")
-    calibration = _execute(definitions.resolve_job_def("calibration_job"), instance)
+    calibration = execute(definitions.resolve_job_def("calibration_job"), instance)
     scored, report = _metadata(calibration, "inference_log"), _metadata(calibration, "calibration_report")
     click.echo(f"    scored {scored['scored']} bars, {scored['realized']} outcomes realized")
     click.echo(report["calibration"])
@@ -116,7 +106,7 @@ def _run_executor(environment: LocalEnvironment, definitions: dg.Definitions, in
     job = definitions.resolve_job_def("order_executor_job")
     for hour in range(4, 25, 4):
         up_to = day_start(last_day) + timedelta(hours=hour) - environment.settings.interval.delta
-        _execute(job, instance, run_config={"ops": {
+        execute(job, instance, run_config={"ops": {
             "resolve_trading_mode": {"config": {"mode": "shadow"}},
             "collect_signals": {"config": {"up_to": up_to.isoformat()}}}})
     engine = get_engine(environment.settings.database_url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 
 from coinpilot_pipelines.defs.continuity import scan_window
@@ -18,8 +17,6 @@ def run_continuity_scan(*, symbol: str, interval: str, days: int, end: str | Non
                         auto_insert_missing: bool) -> dict[str, object]:
     settings = Settings.from_env()
     series = SeriesKey(settings.market_exchange, validate_symbol(symbol, source="--symbol"), Interval.parse(interval))
-    if end is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", end):
-        raise ValueError(f"--end {end!r} is not a date (YYYY-MM-DD)")
     now = datetime.now(timezone.utc)
     window_start, window_end = scan_window(end, days, now)
     engine = get_engine(dsn or settings.database_url)

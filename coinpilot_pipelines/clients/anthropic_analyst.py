@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import anthropic
-import httpx2
+# The SDK takes seconds to import and most processes never review a trade: it is imported where a
+# review happens.
+if TYPE_CHECKING:
+    import anthropic
+    import httpx2
 
 REVIEW_TOOL = {
     "name": "record_review",
@@ -50,6 +54,8 @@ class AnalystAnswer:
 class AnthropicAnalyst:
     def __init__(self, api_key: str, model: str, *, http_client: httpx2.Client | None = None,
                  timeout_s: float = 20.0, max_retries: int = 1) -> None:
+        import anthropic
+
         self.model = model
         self._client = anthropic.Anthropic(api_key=api_key, http_client=http_client, timeout=timeout_s,
                                            max_retries=max_retries)
@@ -58,6 +64,8 @@ class AnthropicAnalyst:
         return f"AnthropicAnalyst(model={self.model!r})"
 
     def review(self, proposal: dict) -> AnalystAnswer:
+        import anthropic
+
         started = time.monotonic()
         try:
             message = self._client.messages.create(

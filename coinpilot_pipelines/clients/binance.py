@@ -23,7 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from coinpilot_pipelines.clients.http import RequestGate, RequestStats, RetryPolicy, SharedPause, request_json
+from coinpilot_pipelines.clients.http import (
+    ExchangeRequestError,
+    RequestGate,
+    RequestStats,
+    RetryPolicy,
+    SharedPause,
+    UnknownSymbolError,
+    request_json,
+)
 from coinpilot_pipelines.market.candles import (
     DECIMAL_COLUMNS,
     DECIMAL_TEXT_PATTERN,
@@ -47,15 +55,10 @@ KLINE_FIELDS = 12
 _DECIMAL_POSITIONS = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 5, "quote_volume": 7}
 
 
-def klines_request_weight(limit: int) -> int:
-    """Binance's published weight of one klines request for a given ``limit``."""
-    if limit < 100:
-        return 1
-    if limit < 500:
-        return 2
-    if limit <= 1000:
-        return 5
-    return 10
+# Binance's published weight of one spot klines request: 2 at any limit (since 2023-08-25; the
+# 1/2/5/10-by-limit table is the futures API's).
+KLINES_REQUEST_WEIGHT = 2
+UNKNOWN_SYMBOL_CODE = -1121
 
 
 def utc_now() -> datetime:
@@ -131,7 +134,7 @@ class BinanceSpotClient:
         self.weight = WeightBudget(
             self.gate,
             limit=weight_limit,
-            reserve=self.max_in_flight * klines_request_weight(MAX_KLINES_PER_PAGE),
+            reserve=self.max_in_flight * KLINES_REQUEST_WEIGHT,
             window_s=weight_window_s,
         )
         self.stats = RequestStats()
@@ -170,6 +173,11 @@ class BinanceSpotClient:
                 stats=stats,
                 sleep=self._sleep,
             )
+        except ExchangeRequestError as exc:
+            if _error_code(exc.body) == UNKNOWN_SYMBOL_CODE:
+                raise UnknownSymbolError(f"binance lists no symbol {symbol!r}: {exc}", symbol=symbol,
+                                         status=exc.status) from None
+            raise
         finally:
             with self._stats_lock:
                 self.stats.merge(stats)
@@ -196,10 +204,12 @@ class BinanceSpotClient:
         for body in self._pages_in_order(symbol, interval, windows):
             bodies.append(body)
             if len(bodies) * MAX_KLINES_PER_PAGE >= chunk_rows:
-                yield parse_kline_bodies(bodies, now_ms=to_ms(self._now()), window=(start_ms, end_ms))
+                yield parse_kline_bodies(bodies, now_ms=to_ms(self._now()), window=(start_ms, end_ms),
+                                         interval_ms=interval.ms)
                 bodies = []
         if bodies:
-            yield parse_kline_bodies(bodies, now_ms=to_ms(self._now()), window=(start_ms, end_ms))
+            yield parse_kline_bodies(bodies, now_ms=to_ms(self._now()), window=(start_ms, end_ms),
+                                     interval_ms=interval.ms)
 
     def _pages_in_order(self, symbol: str, interval: Interval, windows: list[tuple[int, int]]) -> Iterator[bytes]:
         if self.max_in_flight == 1 or len(windows) <= 1:
@@ -221,10 +231,28 @@ class BinanceSpotClient:
                     future.cancel()
 
 
+def _error_code(body: bytes) -> int | None:
+    """The ``code`` of a Binance error body ``{"code": -1121, "msg": "..."}``, if it is one."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    return doc.get("code") if isinstance(doc, dict) else None
+
+
 def whole_json_array(body: bytes) -> bytes:
-    """Accept a body only if it is a complete JSON array; a cut-off body is retried, not parsed."""
+    """Accept a body only if it is exactly one complete JSON array of klines.
+
+    A cut-off body is retried, not parsed. Bytes after the array (``[[...]] [[1]]``) make the
+    body invalid as JSON: the fast path's shape test cannot see that, so any body with a second
+    ``]]`` is checked by the JSON parser itself.
+    """
     stripped = body.strip()
-    if stripped == b"[]" or (stripped.startswith(b"[[") and stripped.endswith(b"]]")):
+    if stripped == b"[]":
+        return stripped
+    if stripped.startswith(b"[[") and stripped.endswith(b"]]"):
+        if stripped.find(b"]]") != len(stripped) - 2:
+            json.loads(stripped)  # raises "Extra data" for a trailing document; else nested arrays, fine
         return stripped
     if stripped.startswith(b"["):
         raise ValueError("the JSON array is not closed (body cut short?)")
@@ -284,18 +312,19 @@ def _columnar_klines(bodies: list[bytes]) -> pa.Table | None:
     return table
 
 
-def parse_kline_bodies(bodies: list[bytes], *, now_ms: int | None, window: tuple[int, int] | None = None) -> CandleBatch:
+def parse_kline_bodies(bodies: list[bytes], *, now_ms: int | None, window: tuple[int, int] | None = None,
+                       interval_ms: int | None = None) -> CandleBatch:
     """Whole klines response bodies to one `CandleBatch` (see `parse_kline_rows` for the rules)."""
     table = _columnar_klines(bodies)
     if table is None:
         rows: list = []
         for body in bodies:
             rows.extend(json.loads(body))
-        return parse_kline_rows(rows, now_ms=now_ms, window=window)
+        return parse_kline_rows(rows, now_ms=now_ms, window=window, interval_ms=interval_ms)
     open_ms = table["t"].to_numpy()
     close_ms = table["T"].to_numpy()
     keep, open_bars = closed_in_window(np.ones(len(open_ms), dtype=bool), open_ms, close_ms, now_ms=now_ms,
-                                       window=window)
+                                       window=window, interval_ms=interval_ms)
     selection = pa.array(keep)
     frame = build_candle_frame(
         open_time_ms=open_ms[keep],
@@ -307,19 +336,23 @@ def parse_kline_bodies(bodies: list[bytes], *, now_ms: int | None, window: tuple
     return CandleBatch(frame=frame, raw_rows=LazyRows(bodies), open_bars=open_bars)
 
 
-def parse_kline_rows(rows: list, *, now_ms: int | None, window: tuple[int, int] | None = None) -> CandleBatch:
+def parse_kline_rows(rows: list, *, now_ms: int | None, window: tuple[int, int] | None = None,
+                     interval_ms: int | None = None) -> CandleBatch:
     """Kline arrays to a `CandleBatch`.
 
-    Rows that are not well-formed 12-element klines become rejects with the reason; bars not yet
-    closed at ``now_ms`` are counted and left out (``None``: the caller knows they are closed);
-    with ``window``, bars outside it are ignored (they belong to another fetch).
+    Rows that are not well-formed klines become rejects with the reason. A row with fields after
+    the twelve documented ones keeps its first twelve (an exchange may add fields; the extras
+    are counted). Bars not yet closed at ``now_ms`` are counted and left out (``None``: the
+    caller knows they are closed); with ``window``, bars outside it are ignored (they belong to
+    another fetch).
     """
     reasons: dict[int, list[str]] = {}
-    shaped = [i for i, row in enumerate(rows) if type(row) is list and len(row) == KLINE_FIELDS]
+    shaped = [i for i, row in enumerate(rows) if type(row) is list and len(row) >= KLINE_FIELDS]
     if len(shaped) != len(rows):
         for i in set(range(len(rows))).difference(shaped):
             reasons[i] = [f"malformed kline: expected a {KLINE_FIELDS}-element array, got {_describe(rows[i])}"]
-    good = rows if len(shaped) == len(rows) else [rows[i] for i in shaped]
+    extra_fields = sum(len(rows[i]) > KLINE_FIELDS for i in shaped)
+    good = [rows[i][:KLINE_FIELDS] for i in shaped] if extra_fields or len(shaped) != len(rows) else rows
     columns = list(zip(*good, strict=True)) if good else [()] * KLINE_FIELDS
     index = np.asarray(shaped, dtype=np.int64)
 
@@ -344,7 +377,7 @@ def parse_kline_rows(rows: list, *, now_ms: int | None, window: tuple[int, int] 
         decimals[name] = values
 
     keep = np.array([int(i) not in reasons for i in index], dtype=bool) if reasons else np.ones(len(index), bool)
-    keep, open_bars = closed_in_window(keep, open_ms, close_ms, now_ms=now_ms, window=window)
+    keep, open_bars = closed_in_window(keep, open_ms, close_ms, now_ms=now_ms, window=window, interval_ms=interval_ms)
 
     frame = build_candle_frame(
         open_time_ms=open_ms[keep],
@@ -357,7 +390,7 @@ def parse_kline_rows(rows: list, *, now_ms: int | None, window: tuple[int, int] 
         CandleReject(raw_payload=rows[i], reason="; ".join(texts), open_time=_open_time_or_none(rows[i]))
         for i, texts in sorted(reasons.items())
     ]
-    return CandleBatch(frame=frame, raw_rows=rows, rejects=rejects, open_bars=open_bars)
+    return CandleBatch(frame=frame, raw_rows=rows, rejects=rejects, open_bars=open_bars, extra_fields=extra_fields)
 
 
 def parse_ws_kline_message(message: dict) -> tuple[str, str, bool, CandleBatch]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -33,6 +34,18 @@ class ExchangeError(RuntimeError):
 class ExchangeRequestError(ExchangeError):
     """The exchange refused the request itself (4xx): retrying the same request cannot help."""
 
+    def __init__(self, message: str, *, status: int | None = None, body: bytes = b"") -> None:
+        super().__init__(message, status=status)
+        self.body = body  # the exchange's error body, for the client module to read its code
+
+
+class UnknownSymbolError(ExchangeRequestError):
+    """The exchange does not list this symbol or market: a typo or a delisting, never retried."""
+
+    def __init__(self, message: str, *, symbol: str, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.symbol = symbol
+
 
 class ExchangeUnavailableError(ExchangeError):
     """Transient failures (5xx, timeouts, cut bodies) outlasted the retry budget."""
@@ -40,6 +53,14 @@ class ExchangeUnavailableError(ExchangeError):
 
 class RateLimitError(ExchangeError):
     """The exchange kept rate-limiting, or asked for a pause longer than a run may wait."""
+
+
+class ResponseTooLarge(ValueError):
+    """A response body is larger than the client accepts."""
+
+
+# A klines page of 1,000 bars is about 150 kB; anything near this is not an answer to use.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,7 @@ class RetryPolicy:
     max_rate_limit_waits: int = 20  # Retry-After pauses per request before giving up
     max_retry_after_s: float = 300.0  # a longer requested pause fails the run instead of stalling it
     timeout_s: float = 20.0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def backoff_s(self, attempt: int, rng: random.Random) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random, capped."""
@@ -116,13 +138,31 @@ class RequestStats:
 
 
 def retry_after_s(response: httpx.Response) -> float | None:
+    """Seconds the server asks us to wait; None (so the caller's backoff applies) unless the
+    header is a finite number >= 0: "nan", "inf" or "-5" must never mean "do not wait"."""
     value = response.headers.get("Retry-After")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def read_capped(response: httpx.Response, max_bytes: int, *, deadline: float | None = None) -> bytes:
+    """A streamed response's body, refused once it passes ``max_bytes`` (or ``deadline``, monotonic)."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ResponseTooLarge(f"response of {int(declared)} bytes exceeds the {max_bytes}-byte cap")
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ResponseTooLarge(f"response exceeds the {max_bytes}-byte cap")
+        if deadline is not None and time.monotonic() > deadline:
+            raise httpx.ReadTimeout("no complete response before the deadline", request=response.request)
+    return bytes(body)
 
 
 def request_json(
@@ -155,7 +195,10 @@ def request_json(
         gate.wait()
         stats.requests += 1
         try:
-            response = http.request(method, url, params=params, headers=headers() if headers else None)
+            with http.stream(method, url, params=params, headers=headers() if headers else None) as response:
+                body = read_capped(response, policy.max_body_bytes)
+        except ResponseTooLarge as exc:
+            raise ExchangeError(f"{what}: {exc}; refused, not retried") from None
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             # TransportError covers refused connections and bodies cut short (RemoteProtocolError).
             last_error = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
@@ -183,14 +226,14 @@ def request_json(
                 log.warning("%s: HTTP %s, waiting %.1f s as Retry-After asks", what, status, wait_s)
                 continue
             if status >= 500:
-                last_error = f"HTTP {status} {_body_excerpt(response)}"
+                last_error = f"HTTP {status} {body_excerpt(body)}"
             elif status >= 400:
-                raise ExchangeRequestError(f"{what}: HTTP {status} {_body_excerpt(response)}", status=status)
+                raise ExchangeRequestError(f"{what}: HTTP {status} {body_excerpt(body)}", status=status, body=body)
             else:
                 try:
-                    return decode(response.content), response
+                    return decode(body), response
                 except ValueError as exc:
-                    last_error = f"body is not valid JSON ({exc}); {len(response.content)} bytes received"
+                    last_error = f"body is not valid JSON ({exc}); {len(body)} bytes received"
 
         failures += 1
         if failures >= policy.max_attempts:
@@ -202,6 +245,6 @@ def request_json(
         sleep(delay)
 
 
-def _body_excerpt(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
+def body_excerpt(body: bytes) -> str:
+    text = " ".join(body[:400].decode("utf-8", errors="replace").split())
     return text[:200] if text else "(empty body)"

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 import feedparser
 import httpx
 
+from coinpilot_pipelines.clients.http import ResponseTooLarge, body_excerpt, read_capped
 from coinpilot_pipelines.news.identity import is_url, plain_text
 from coinpilot_pipelines.news.model import FeedItem, ItemReject, NewsFeed, ParsedFeed
 
@@ -149,34 +150,17 @@ class RssClient:
             headers["If-Modified-Since"] = request.last_modified
         try:
             with self._http.stream("GET", request.feed.url, headers=headers) as response:
-                body = b"" if response.status_code == 304 else self._read_capped(response, deadline)
+                body = b"" if response.status_code == 304 else read_capped(response, self.max_bytes, deadline=deadline)
+        except ResponseTooLarge as exc:
+            raise FeedError(str(exc), http_status=response.status_code) from None
         except httpx.TimeoutException:
             raise FeedError(f"no complete response within {self.timeout_s:g} s") from None
         except httpx.TransportError as exc:
             raise FeedError(f"connection failed: {exc.__class__.__name__}", retryable=True) from None
         if response.status_code >= 400:
-            raise FeedError(f"HTTP {response.status_code}: {_excerpt(body)}", http_status=response.status_code,
+            raise FeedError(f"HTTP {response.status_code}: {body_excerpt(body)}", http_status=response.status_code,
                             retryable=response.status_code >= 500)
         return response.status_code, body, response.headers
-
-    def _read_capped(self, response: httpx.Response, deadline: float) -> bytes:
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            raise FeedError(f"response of {int(declared)} bytes exceeds the {self.max_bytes}-byte cap",
-                            http_status=response.status_code)
-        body = bytearray()
-        for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > self.max_bytes:
-                raise FeedError(f"response exceeds the {self.max_bytes}-byte cap", http_status=response.status_code)
-            if time.monotonic() > deadline:
-                raise FeedError(f"no complete response within {self.timeout_s:g} s")
-        return bytes(body)
-
-
-def _excerpt(body: bytes) -> str:
-    text = " ".join(body[:300].decode("utf-8", errors="replace").split())
-    return text[:200] if text else "(empty body)"
 
 
 def parse_feed(body: bytes, content_type: str = "") -> ParsedFeed:

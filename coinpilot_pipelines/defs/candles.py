@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from coinpilot_pipelines.clients.http import RequestStats
 from coinpilot_pipelines.defs.partitions import windows_by_symbol
-from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
+from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.market.ingest import IngestReport, ingest_candles
 from coinpilot_pipelines.storage.candles import consistency_violations
 from coinpilot_pipelines.storage.continuity import holes_in
@@ -67,6 +67,7 @@ def candles_metadata(reports: list[IngestReport], request_stats: RequestStats) -
         "rows_rejected": _sum(reports, "rejected"),
         "duplicates_collapsed": _sum(reports, "duplicates_collapsed"),
         "open_bars_skipped": _sum(reports, "open_bars"),
+        "rows_with_extra_fields": _sum(reports, "extra_fields"),
         "expected_bars": expected,
         "present_bars": present,
         "missing_bars": _sum(reports, "missing_bars"),
@@ -100,6 +101,7 @@ def register_missing(engine: Engine, report: IngestReport) -> int:
 def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name="candles",
+        config_schema=NO_CONFIG,
         group_name="market",
         partitions_def=partitions,
         # A year of one symbol launched from the UI is one run paging through the exchange.
@@ -126,7 +128,7 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
         ],
     )
     def candles(
-        context: dg.AssetExecutionContext, database: DatabaseResource, market_data: MarketDataResource
+        context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource], market_data: dg.ResourceParam[MarketDataResource]
     ) -> dg.MaterializeResult:
         engine = database.engine()
         windows = windows_by_symbol(partitions, context.partition_keys)

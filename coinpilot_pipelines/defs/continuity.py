@@ -12,7 +12,8 @@ import dagster as dg
 import pandas as pd
 
 from coinpilot_pipelines.defs.candles import EXCHANGE_POOL
-from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
+from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
+from coinpilot_pipelines.defs.runs import describe, runs_in_progress
 from coinpilot_pipelines.market.live import LiveCursor, LivePolicy, poll_live_bars
 from coinpilot_pipelines.market.repair import RepairOutcome, RepairPolicy, repair_segment
 from coinpilot_pipelines.settings import ContinuitySettings
@@ -46,13 +47,17 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[str, ...]) -> dict[str, list]:
-    class ContinuityScanConfig(dg.Config):
-        days: int = settings.scan_days
-        end: str | None = None  # YYYY-MM-DD; the window is [end - days, end) at 00:00 UTC
+    # Legacy config schemas: Pythonic `str`/`int` fields would accept Dagster's {"env": NAME} source.
+    scan_config = {
+        "days": dg.Field(dg.Int, default_value=settings.scan_days),
+        "end": dg.Field(dg.Noneable(dg.String), default_value=None,
+                        description="YYYY-MM-DD; the window is [end - days, end) at 00:00 UTC (default: today)"),
+    }
 
     @dg.asset(
         name="gap_segments",
         group_name="market",
+        config_schema=scan_config,
         deps=["candles"],
         kinds={"sql"},
         description=(
@@ -60,11 +65,12 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
             "half-open segments from detection to recovery (or to unrecoverable, for real outages)."
         ),
     )
-    def gap_segments(context: dg.AssetExecutionContext, config: ContinuityScanConfig, database: DatabaseResource,
-                     market_data: MarketDataResource) -> dg.MaterializeResult:
+    def gap_segments(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
+                     market_data: dg.ResourceParam[MarketDataResource]) -> dg.MaterializeResult:
         engine = database.engine()
         now = datetime.now(timezone.utc)
-        window_start, window_end = scan_window(config.end, config.days, now)
+        config = context.op_execution_context.op_config
+        window_start, window_end = scan_window(config["end"], config["days"], now)
         rows, inserted = [], 0
         for symbol in symbols:
             series = market_data.series(symbol)
@@ -109,21 +115,24 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
     )
 
-    class GapRepairConfig(dg.Config):
-        segment_ids: list[int] | None = None  # None: whatever is due, by priority
-        max_segments: int = settings.repair_max_segments
+    repair_config = {
+        "segment_ids": dg.Field(dg.Noneable(dg.Array(dg.Int)), default_value=None,
+                                description="the segments to repair; default: whatever is due, by priority"),
+        "max_segments": dg.Field(dg.Int, default_value=settings.repair_max_segments),
+    }
 
-    @dg.op(out=dg.DynamicOut(int), description="Claim the segments due for repair, by priority.")
-    def claim_gap_segments(context: dg.OpExecutionContext, config: GapRepairConfig, database: DatabaseResource):
-        claimed = claim_due_segments(database.engine(), datetime.now(timezone.utc), limit=config.max_segments,
-                                     claim_timeout=CLAIM_TIMEOUT, segment_ids=config.segment_ids)
+    @dg.op(out=dg.DynamicOut(int), config_schema=repair_config, description="Claim the segments due for repair, by priority.")
+    def claim_gap_segments(context: dg.OpExecutionContext, database: dg.ResourceParam[DatabaseResource]):
+        config = context.op_config
+        claimed = claim_due_segments(database.engine(), datetime.now(timezone.utc), limit=config["max_segments"],
+                                     claim_timeout=CLAIM_TIMEOUT, segment_ids=config["segment_ids"])
         context.log.info(f"claimed {len(claimed)} segment(s): {[s.id for s in claimed]}")
         for segment in claimed:
             yield dg.DynamicOutput(segment.id, mapping_key=f"segment_{segment.id}")
 
-    @dg.op(pool=EXCHANGE_POOL, description="Refetch one segment's range, store it, recount, decide.")
-    def repair_gap_segment(context: dg.OpExecutionContext, segment_id: int, database: DatabaseResource,
-                           market_data: MarketDataResource) -> dict:
+    @dg.op(pool=EXCHANGE_POOL, config_schema=NO_CONFIG, description="Refetch one segment's range, store it, recount, decide.")
+    def repair_gap_segment(context: dg.OpExecutionContext, segment_id: int, database: dg.ResourceParam[DatabaseResource],
+                           market_data: dg.ResourceParam[MarketDataResource]) -> dict:
         engine = database.engine()
         segment = get_segment(engine, segment_id)
         policy = RepairPolicy(empty_attempts=settings.repair_empty_attempts,
@@ -144,7 +153,7 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
                 day += timedelta(days=1)
         return dataclasses.asdict(outcome)
 
-    @dg.op(description="Summarize the repairs of this run.")
+    @dg.op(config_schema=NO_CONFIG, description="Summarize the repairs of this run.")
     def summarize_gap_repairs(outcomes: list[dict]) -> dg.Output[None]:
         frame = pd.DataFrame(outcomes, columns=list(RepairOutcome.__dataclass_fields__))
         states = frame["state"].value_counts().to_dict()
@@ -171,8 +180,8 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         description="Stores the bars closed since its cursor, reports them as candles materializations, "
         "registers holes as stream gap segments and starts gap_repair_job for each.",
     )
-    def live_kline_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource,
-                          market_data: MarketDataResource) -> dg.SensorResult:
+    def live_kline_sensor(context: dg.SensorEvaluationContext, database: dg.ResourceParam[DatabaseResource],
+                          market_data: dg.ResourceParam[MarketDataResource]) -> dg.SensorResult:
         # A tick reports new bars as materialization events on today's partitions instead of
         # launching a run: a run every 30 s per symbol would bury the run history for nothing.
         now = datetime.now(timezone.utc)
@@ -212,14 +221,27 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Starts gap_repair_job when segments are due (found by the scan, or retries).",
     )
-    def gap_repair_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource) -> dg.SensorResult:
+    def gap_repair_sensor(context: dg.SensorEvaluationContext, database: dg.ResourceParam[DatabaseResource]) -> dg.SensorResult:
+        # A run claims its segments when it starts; until then they still look due, so a run on its
+        # way must not be doubled by one that would find nothing left to claim.
+        pending = runs_in_progress(context.instance, gap_repair_job.name)
+        targeted: set[int] = set()
+        for run in pending:
+            ids = run.run_config.get("ops", {}).get("claim_gap_segments", {}).get("config", {}).get("segment_ids")
+            if ids is None:
+                return dg.SensorResult(skip_reason=f"{describe(run)} and repairs whatever is due")
+            targeted.update(ids)
         now = datetime.now(timezone.utc)
-        due = due_segments(database.engine(), now, claim_timeout=CLAIM_TIMEOUT)
+        due = [s for s in due_segments(database.engine(), now, claim_timeout=CLAIM_TIMEOUT) if s.id not in targeted]
         if not due:
-            return dg.SensorResult(skip_reason="no gap segment is due")
+            return dg.SensorResult(skip_reason="no gap segment is due" + (
+                f" beyond the {len(targeted)} that runs on their way will repair" if targeted else ""))
+        batch = due[: settings.repair_max_segments]
         # The key names each segment's attempt: a re-evaluated tick cannot start the same repair twice.
-        attempt = ",".join(f"{s.id}.{s.retry_count}.{s.empty_fetches}" for s in due[: settings.repair_max_segments])
-        return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"gap-repair-{attempt}")])
+        attempt = ",".join(f"{s.id}.{s.retry_count}.{s.empty_fetches}" for s in batch)
+        return dg.SensorResult(run_requests=[dg.RunRequest(
+            run_key=f"gap-repair-{attempt}",
+            run_config={"ops": {"claim_gap_segments": {"config": {"segment_ids": [s.id for s in batch]}}}})])
 
     return {
         "assets": [gap_segments],

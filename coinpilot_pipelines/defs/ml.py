@@ -2,6 +2,7 @@
 
 import json
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 from coinpilot_pipelines.clients.mlflow_registry import ModelRegistry, model_version_url, run_url
 from coinpilot_pipelines.defs.images import figure_markdown
 from coinpilot_pipelines.defs.partitions import windows_by_symbol
-from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
+from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.features.candle_features import FEATURE_SET_VERSION, MODEL_FEATURES
 from coinpilot_pipelines.features.schema import feature_contract_failures
 from coinpilot_pipelines.features.service import refresh_features
@@ -22,7 +23,7 @@ from coinpilot_pipelines.ml.monitoring import RetrainPolicy
 from coinpilot_pipelines.ml.pipeline import train_and_register
 from coinpilot_pipelines.ml.promotion import PromotionPolicy
 from coinpilot_pipelines.ml.reporting import build_calibration_report
-from coinpilot_pipelines.ml.training import TrainingSpec
+from coinpilot_pipelines.ml.training import MODEL_KINDS, TrainingSpec
 from coinpilot_pipelines.settings import ModelSettings
 
 FEATURES_CHECK = "features_contract"
@@ -31,10 +32,11 @@ FEATURES_CHECK = "features_contract"
 RETRAIN_TAGS = {"coinpilot/exclusive": "retrain"}
 
 
-class MlflowResource(dg.ConfigurableResource):
+@dataclass(frozen=True)
+class MlflowResource:
     """The MLflow tracking server and model registry (a SQLite store under COINPILOT_HOME by default)."""
 
-    tracking_uri: str
+    tracking_uri: str = field(repr=False)  # may carry credentials
     model_name: str = "coinpilot-signal"
     artifact_root: str | None = None  # a local directory for artifacts when the store is local
 
@@ -50,11 +52,12 @@ def _metrics_md(rows: dict[str, dict]) -> str:
 
 def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitionsDefinition,
                          symbols: tuple[str, ...]) -> dict[str, list]:
-    def series_list(market_data: MarketDataResource) -> list:
+    def series_list(market_data: dg.ResourceParam[MarketDataResource]) -> list:
         return [market_data.series(s) for s in symbols]
 
     @dg.asset(
         name="features",
+        config_schema=NO_CONFIG,
         group_name="ml",
         deps=["candles"],
         partitions_def=partitions,
@@ -65,8 +68,8 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
         check_specs=[dg.AssetCheckSpec(FEATURES_CHECK, asset="features", blocking=True,
                                        description="The computed features honour the pandera FeatureModel.")],
     )
-    def features(context: dg.AssetExecutionContext, database: DatabaseResource,
-                 market_data: MarketDataResource) -> dg.MaterializeResult:
+    def features(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
+                 market_data: dg.ResourceParam[MarketDataResource]) -> dg.MaterializeResult:
         engine = database.engine()
         now = datetime.now(timezone.utc)
         runs = []
@@ -92,27 +95,32 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
             )],
         )
 
-    class TrainingConfig(dg.Config):
-        window_days: int = settings.train_window_days
-        model: str = "logistic"
-        regularization: float = 1.0
-        features: list[str] = list(MODEL_FEATURES)
+    # Legacy config schema: Pythonic `str`/`int` fields would accept Dagster's {"env": NAME} source.
+    training_config = {
+        "window_days": dg.Field(dg.Int, default_value=settings.train_window_days),
+        "model": dg.Field(dg.Enum("ModelKind", [dg.EnumValue(kind) for kind in MODEL_KINDS]), default_value="logistic"),
+        "regularization": dg.Field(dg.Float, default_value=1.0),
+        "features": dg.Field(dg.Array(dg.Enum("ModelFeature", [dg.EnumValue(f) for f in MODEL_FEATURES])),
+                             default_value=list(MODEL_FEATURES)),
+    }
 
     @dg.asset(
         name="signal_model",
         group_name="ml",
+        config_schema=training_config,
         deps=["features", "candles"],
         kinds={"scikitlearn", "mlflow"},
         description="A direction classifier trained on a trailing window of all symbols, registered in "
         "MLflow as `challenger`, and promoted to `champion` only if it beats climatology and the champion "
         "on the same held-out window, under block-bootstrap intervals.",
     )
-    def signal_model(context: dg.AssetExecutionContext, config: TrainingConfig, database: DatabaseResource,
-                     market_data: MarketDataResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+    def signal_model(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
+                     market_data: dg.ResourceParam[MarketDataResource], mlflow: dg.ResourceParam[MlflowResource]) -> dg.MaterializeResult:
+        config = context.op_execution_context.op_config
         spec = TrainingSpec(
-            window_days=config.window_days, labels=LabelSpec(settings.label_horizon_bars, settings.label_dead_band),
-            embargo_bars=settings.label_horizon_bars, model=config.model, regularization=config.regularization,
-            features=tuple(config.features),
+            window_days=config["window_days"], labels=LabelSpec(settings.label_horizon_bars, settings.label_dead_band),
+            embargo_bars=settings.label_horizon_bars, model=config["model"], regularization=config["regularization"],
+            features=tuple(config["features"]),
         )
         policy = PromotionPolicy(settings.promote_min_auc_improve, settings.promote_max_brier_degrade,
                                  settings.promote_max_ece_degrade, BlockBootstrap(settings.bootstrap_block_bars))
@@ -153,14 +161,15 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
 
     @dg.asset(
         name="inference_log",
+        config_schema=NO_CONFIG,
         group_name="ml",
         deps=["signal_model", "features"],
         kinds={"sql"},
         description="The champion's probability for each new bar, with threshold and decision; realized "
         "outcomes are filled in once the horizon has passed.",
     )
-    def inference_log(context: dg.AssetExecutionContext, database: DatabaseResource,
-                      market_data: MarketDataResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+    def inference_log(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
+                      market_data: dg.ResourceParam[MarketDataResource], mlflow: dg.ResourceParam[MlflowResource]) -> dg.MaterializeResult:
         outcome = score_and_realize(database.engine(), mlflow.registry(), series_list(market_data),
                                     threshold=settings.inference_threshold, lookback_bars=settings.inference_lookback_bars,
                                     now=datetime.now(timezone.utc))
@@ -176,14 +185,15 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
 
     @dg.asset(
         name="calibration_report",
+        config_schema=NO_CONFIG,
         group_name="ml",
         deps=["inference_log", "signal_model"],
         kinds={"mlflow"},
         description="Production (held-out) versus live (realized) calibration of the champion, feature "
         "drift, and whether to retrain.",
     )
-    def calibration_report(context: dg.AssetExecutionContext, database: DatabaseResource,
-                           market_data: MarketDataResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+    def calibration_report(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
+                           market_data: dg.ResourceParam[MarketDataResource], mlflow: dg.ResourceParam[MlflowResource]) -> dg.MaterializeResult:
         policy = RetrainPolicy(settings.retrain_ece_gap_abs, settings.retrain_ece_gap_rel, settings.retrain_ece_streak,
                                settings.drift_z_threshold, settings.drift_features, settings.drift_psi_threshold)
         report = build_calibration_report(database.engine(), mlflow.registry(), series_list(market_data),

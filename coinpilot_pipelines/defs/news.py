@@ -1,13 +1,16 @@
 """The news assets: `news_articles` (poll, dedup, store) and `news_dedup_stats` (source health),
 the health check, the polling job and its sensor."""
 
-from datetime import datetime, timezone
+import dataclasses
+import logging
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy import Engine
 
-from coinpilot_pipelines.defs.resources import DatabaseResource, NewsFeedsResource
+from coinpilot_pipelines.clock import Clock
+from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, NewsFeedsResource
 from coinpilot_pipelines.news.dedup import ItemKind
 from coinpilot_pipelines.news.health import FAILED_STATUSES
 from coinpilot_pipelines.news.ingest import NewsIngestReport, ingest_news
@@ -17,10 +20,8 @@ NEWS_GROUP = "news"
 NEWS_JOB = "news_poll"
 HEALTH_CHECK = "news_sources_healthy"
 RECENT_POLLS_SHOWN = 30
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+TICK_BOOTSTRAP_BUDGET_S = 25.0
+log = logging.getLogger(__name__)
 
 
 def _per_source_table(report: NewsIngestReport) -> str:
@@ -55,8 +56,47 @@ def news_articles_metadata(report: NewsIngestReport) -> dict[str, Any]:
     }
 
 
+def poll_news(engine: Engine, news: NewsFeedsResource, clock: Clock,
+              bootstrap_budget_s: float | None = None) -> dict[str, Any]:
+    """One poll of every feed (the bootstrap's rounds on an empty store); the `news_articles` metadata."""
+    bootstrap = dataclasses.replace(news.bootstrap, budget_s=bootstrap_budget_s)
+    with news.client() as client:
+        report = ingest_news(client, engine, news.feeds, clock=clock.now, backoff=news.backoff, bootstrap=bootstrap)
+    for source, polls in report.per_source().items():
+        failed = [p for p in polls if p.status == "error"]
+        if failed:
+            log.warning("%s: %s", source, failed[-1].error)
+    log.info("%d feeds, %d poll round(s), %d articles stored", len(news.feeds), len(report.rounds),
+             report.articles_stored)
+    return news_articles_metadata(report)
+
+
+def evaluate_news_health(engine: Engine, news: NewsFeedsResource, clock: Clock) -> tuple[dict[str, Any], dict]:
+    """Evaluate every new poll into `news_dedup_stats`; its metadata and the sources that need attention."""
+    evaluated = update_dedup_stats(engine, news.thresholds, computed_at=clock.now())
+    sources = [feed.source for feed in news.feeds]
+    summaries = source_health(engine, sources)
+    flagged = {s.source: s.health.problems for s in summaries if s.health and s.health.problems}
+    log.info("%d polls evaluated; %d of %d sources need attention", evaluated, len(flagged), len(summaries))
+    metadata = {
+        "polls_evaluated": evaluated,
+        "sources": len(summaries),
+        "sources_flagged": len(flagged),
+        "per_source": dg.MetadataValue.md(health_table(summaries).to_markdown(index=False)),
+        "recent_polls": dg.MetadataValue.md(
+            poll_table(recent_polls(engine, sources, RECENT_POLLS_SHOWN)).to_markdown(index=False)),
+    }
+    return metadata, flagged
+
+
+def health_check_fields(flagged: dict) -> dict[str, Any]:
+    return {"check_name": HEALTH_CHECK, "passed": not flagged, "severity": dg.AssetCheckSeverity.WARN,
+            "metadata": {"flagged_sources": dg.MetadataValue.json(flagged)}}
+
+
 @dg.asset(
     name="news_articles",
+    config_schema=NO_CONFIG,
     group_name=NEWS_GROUP,
     kinds={"python", "sql"},
     description=(
@@ -66,24 +106,14 @@ def news_articles_metadata(report: NewsIngestReport) -> dict[str, Any]:
         "an empty store is bootstrapped with repeated polls."
     ),
 )
-def news_articles(context: dg.AssetExecutionContext, database: DatabaseResource,
-                  news: NewsFeedsResource) -> dg.MaterializeResult:
-    engine = database.engine()
-    feeds = news.feed_list()
-    with news.client() as client:
-        report = ingest_news(client, engine, feeds, clock=utc_now, backoff=news.backoff(),
-                             bootstrap=news.bootstrap())
-    for source, polls in report.per_source().items():
-        failed = [p for p in polls if p.status == "error"]
-        if failed:
-            context.log.warning(f"{source}: {failed[-1].error}")
-    context.log.info(f"{len(feeds)} feeds, {len(report.rounds)} poll round(s), "
-                     f"{report.articles_stored} articles stored")
-    return dg.MaterializeResult(metadata=news_articles_metadata(report))
+def news_articles(database: dg.ResourceParam[DatabaseResource], news: dg.ResourceParam[NewsFeedsResource],
+                  clock: dg.ResourceParam[Clock]) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata=poll_news(database.engine(), news, clock))
 
 
 @dg.asset(
     name="news_dedup_stats",
+    config_schema=NO_CONFIG,
     group_name=NEWS_GROUP,
     deps=[news_articles],
     kinds={"python", "sql"},
@@ -100,56 +130,38 @@ def news_articles(context: dg.AssetExecutionContext, database: DatabaseResource,
         )
     ],
 )
-def news_dedup_stats(context: dg.AssetExecutionContext, database: DatabaseResource,
-                     news: NewsFeedsResource) -> dg.MaterializeResult:
-    engine = database.engine()
-    evaluated = update_dedup_stats(engine, news.thresholds(), computed_at=utc_now())
-    sources = [feed.source for feed in news.feed_list()]
-    summaries = source_health(engine, sources)
-    flagged = {s.source: s.health.problems for s in summaries if s.health and s.health.problems}
-    context.log.info(f"{evaluated} polls evaluated; {len(flagged)} of {len(summaries)} sources need attention")
-    return dg.MaterializeResult(
-        metadata={
-            "polls_evaluated": evaluated,
-            "sources": len(summaries),
-            "sources_flagged": len(flagged),
-            "per_source": dg.MetadataValue.md(health_table(summaries).to_markdown(index=False)),
-            "recent_polls": dg.MetadataValue.md(
-                poll_table(recent_polls(engine, sources, RECENT_POLLS_SHOWN)).to_markdown(index=False)
-            ),
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=HEALTH_CHECK,
-                passed=not flagged,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"flagged_sources": dg.MetadataValue.json(flagged)},
-            )
-        ],
-    )
+def news_dedup_stats(database: dg.ResourceParam[DatabaseResource], news: dg.ResourceParam[NewsFeedsResource],
+                     clock: dg.ResourceParam[Clock]) -> dg.MaterializeResult:
+    metadata, flagged = evaluate_news_health(database.engine(), news, clock)
+    return dg.MaterializeResult(metadata=metadata, check_results=[dg.AssetCheckResult(**health_check_fields(flagged))])
 
 
-news_poll_job = dg.define_asset_job(NEWS_JOB, selection=dg.AssetSelection.groups(NEWS_GROUP))
+news_poll_job = dg.define_asset_job(
+    NEWS_JOB, selection=dg.AssetSelection.groups(NEWS_GROUP),
+    description="Poll the feeds and evaluate source health in a run (the sensor does the same in its tick).")
 
 
 def build_news_sensor(poll_interval_s: int) -> dg.SensorDefinition:
     @dg.sensor(
         name="news_poll_sensor",
-        job=news_poll_job,
         minimum_interval_seconds=poll_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Polls the news feeds every {poll_interval_s} s (NEWS_POLL_INTERVAL).",
+        description=f"Every {poll_interval_s} s (NEWS_POLL_INTERVAL): polls the feeds and evaluates source health "
+                    "inside its tick, reported as news_articles and news_dedup_stats materializations and the "
+                    "news_sources_healthy check, without a run per poll.",
     )
-    def news_poll_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        # A slow poll must not pile runs up behind it.
-        running = context.instance.get_run_records(
-            filters=dg.RunsFilter(job_name=NEWS_JOB, statuses=[dg.DagsterRunStatus.QUEUED,
-                                                               dg.DagsterRunStatus.STARTING,
-                                                               dg.DagsterRunStatus.STARTED]),
-            limit=1,
-        )
-        if running:
-            return dg.SkipReason(f"news poll run {running[0].dagster_run.run_id} is still in progress")
-        return dg.RunRequest()
+    def news_poll_sensor(database: dg.ResourceParam[DatabaseResource], news: dg.ResourceParam[NewsFeedsResource],
+                         clock: dg.ResourceParam[Clock]) -> dg.SensorResult:
+        # A poll every 90 s as a run would put 960 runs a day on the Runs page. In the tick, the
+        # bootstrap of an empty store starts no round after TICK_BOOTSTRAP_BUDGET_S, so a tick
+        # ends well inside Dagster's 60 s sensor deadline (each round is bounded by the feeds' timeout).
+        engine = database.engine()
+        articles = poll_news(engine, news, clock, bootstrap_budget_s=TICK_BOOTSTRAP_BUDGET_S)
+        metadata, flagged = evaluate_news_health(engine, news, clock)
+        return dg.SensorResult(asset_events=[
+            dg.AssetMaterialization("news_articles", metadata={"source": "news_poll_sensor", **articles}),
+            dg.AssetMaterialization("news_dedup_stats", metadata={"source": "news_poll_sensor", **metadata}),
+            dg.AssetCheckEvaluation(asset_key=dg.AssetKey("news_dedup_stats"), **health_check_fields(flagged)),
+        ])
 
     return news_poll_sensor

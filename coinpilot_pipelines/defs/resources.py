@@ -1,6 +1,17 @@
-"""Dagster resources: thin, configurable handles on the database, the exchange and feed clients."""
+"""Dagster resources: handles on the database, the exchange and feed clients.
+
+They are plain objects built from `Settings` when the code location loads (in a run worker, that is
+when the run starts), not `ConfigurableResource`s: the Dagster UI has no login, and whatever a
+resource exposes as config anyone who reaches the UI can set in a run's config, including Dagster's
+``{"env": NAME}`` indirection to any environment variable. So no connection string, endpoint, key
+or guard is run config; the tuning knobs here are constructor arguments for tests and benchmarks.
+Assets, ops and sensors take them as ``dg.ResourceParam[...]``; the Definitions hold them as
+`fixed_resource`s, whose empty config schema refuses any run config.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import dagster as dg
 from sqlalchemy import Engine
@@ -15,25 +26,26 @@ from coinpilot_pipelines.market.intervals import Interval
 from coinpilot_pipelines.news.health import HealthThresholds
 from coinpilot_pipelines.news.ingest import BackoffPolicy, BootstrapPolicy
 from coinpilot_pipelines.news.model import NewsFeed
-from coinpilot_pipelines.settings import parse_news_feeds
 from coinpilot_pipelines.storage.backoff import DatabasePause
 from coinpilot_pipelines.storage.database import get_engine
 
 
-class DatabaseResource(dg.ConfigurableResource):
+@dataclass(frozen=True)
+class DatabaseResource:
     """The application database: SQLite under COINPILOT_HOME by default, PostgreSQL in production."""
 
-    url: str
+    url: str = field(repr=False)  # may carry a password
 
     def engine(self) -> Engine:
         return get_engine(self.url)
 
 
-class MarketDataResource(dg.ConfigurableResource):
+@dataclass(frozen=True)
+class MarketDataResource:
     """Market data from Binance or Upbit (or the local emulator speaking their APIs)."""
 
     exchange: str = "binance"
-    base_url: str = "https://api.binance.com"
+    base_url: str = field(default="https://api.binance.com", repr=False)  # may carry credentials
     interval: str = "1m"
     max_in_flight: int = 4
     max_attempts: int = 5
@@ -53,37 +65,34 @@ class MarketDataResource(dg.ConfigurableResource):
         return SeriesKey(self.exchange, symbol, Interval.parse(self.interval))
 
 
-class NewsFeedsResource(dg.ConfigurableResource):
+@dataclass(frozen=True)
+class NewsFeedsResource:
     """The RSS/Atom feeds to poll and how: fetch limits, backoff, bootstrap and health thresholds."""
 
-    feeds: str  # as NEWS_RSS_FEEDS: comma list of URL or name=URL
+    feeds: tuple[NewsFeed, ...] = field(repr=False)  # feed URLs may carry access tokens
+    thresholds: HealthThresholds = field(default_factory=HealthThresholds)
     timeout_s: float = 10.0
     max_bytes: int = DEFAULT_MAX_BYTES
-    backoff_base_s: float = 60.0
-    backoff_max_s: float = 3600.0
-    bootstrap_min_articles: int = 200
-    bootstrap_max_rounds: int = 10
-    bootstrap_pause_s: float = 5.0
-    stall_threshold_s: int = 900
-    min_dedup_ratio: float = 0.15
-    ratio_streak: int = 3
-    volatility_window: int = 10
-    volatility_threshold: float = 0.25
-
-    def feed_list(self) -> tuple[NewsFeed, ...]:
-        return parse_news_feeds(self.feeds)
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    bootstrap: BootstrapPolicy = field(default_factory=BootstrapPolicy)
 
     def client(self) -> RssClient:
         return RssClient(timeout_s=self.timeout_s, max_bytes=self.max_bytes)
 
-    def backoff(self) -> BackoffPolicy:
-        return BackoffPolicy(base_s=self.backoff_base_s, max_s=self.backoff_max_s)
 
-    def bootstrap(self) -> BootstrapPolicy:
-        return BootstrapPolicy(min_articles=self.bootstrap_min_articles, max_rounds=self.bootstrap_max_rounds,
-                               pause_s=self.bootstrap_pause_s)
+# What an op or asset without settings declares: Dagster would otherwise accept any value as its
+# config (an ``{"env": NAME}`` too), even though nothing reads it.
+NO_CONFIG: dict = {}
 
-    def thresholds(self) -> HealthThresholds:
-        return HealthThresholds(stall_after_s=self.stall_threshold_s, min_ratio=self.min_dedup_ratio,
-                                ratio_streak=self.ratio_streak, volatility_window=self.volatility_window,
-                                volatility_threshold=self.volatility_threshold)
+
+def fixed_resource(value: object, description: str | None = None) -> dg.ResourceDefinition:
+    """``value`` as a resource that takes no run config (a bare object would accept any)."""
+    return dg.ResourceDefinition(resource_fn=lambda _: value, config_schema=NO_CONFIG,
+                                 description=description or (type(value).__doc__ or "").strip().split("\n")[0])
+
+
+@dg.io_manager(config_schema=NO_CONFIG,
+               description="Op outputs pickled under the instance's storage directory; takes no run config.")
+def instance_storage_io_manager(context: dg.InitResourceContext) -> dg.IOManager:
+    # Dagster's default IO manager takes its base directory from run config (with {"env": ...}).
+    return dg.FilesystemIOManager().create_io_manager(context)

@@ -1,17 +1,20 @@
 """The local exchange emulator: a real HTTP server on loopback.
 
-Serves Binance ``GET /api/v3/klines`` and Upbit ``GET /v1/candles/minutes/{unit}`` with their
-real semantics (limits, paging bounds, ordering, headers, error bodies), the bundled news feeds
-at ``GET /rss/{source}`` (see `emulator.news`), and plays the faults of the active `Scenario`.
-It runs as ``coinpilot emulator`` or in-process on a background thread (`Emulator.start`).
-Admin endpoints under ``/_emulator/`` switch scenarios and the clock.
+Serves the Binance spot market data API (`emulator.binance_api`), Upbit's quotation API
+(`emulator.upbit_api`) and exchange API (`emulator.upbit_exchange`) with their real semantics
+(limits, paging bounds, ordering, headers, error bodies), for the symbols it is configured with
+(`emulator.symbols`), the bundled news feeds at ``GET /rss/{source}`` (see `emulator.news`), and
+plays the faults of the active `Scenario`. Every path under ``/api/`` answers in Binance's error
+shape, every path under ``/v1/`` in Upbit's. Each exchange has its own rate limiter, as each is
+its own server: a Binance ban does not stop Upbit requests. It runs as ``coinpilot emulator`` or
+in-process on a background thread (`Emulator.start`). Admin endpoints under ``/_emulator/``
+switch scenarios and the clock.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import re
 import socket
 import threading
@@ -19,36 +22,29 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 
-from coinpilot_pipelines.emulator.market import MINUTE_MS, MarketReplay
+from coinpilot_pipelines.emulator import binance_api, upbit_api
+from coinpilot_pipelines.emulator.market import MINUTE_MS, Grid, MarketReplay
 from coinpilot_pipelines.emulator.news import NewsReplay
+from coinpilot_pipelines.emulator.replies import Reply, binance_error, json_reply, upbit_error
 from coinpilot_pipelines.emulator.scenarios import Scenario, ScenarioError, parse_time_ms
-from coinpilot_pipelines.emulator.synthetic import LISTING_DATE
+from coinpilot_pipelines.emulator.symbols import ServedSymbols
 from coinpilot_pipelines.emulator.upbit_exchange import DEFAULT_KEYS, UpbitExchange
 
 log = logging.getLogger(__name__)
 
-BINANCE_INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-                        "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000,
-                        "12h": 43_200_000, "1d": 86_400_000}
-UPBIT_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
 UPBIT_REQUESTS_PER_SECOND = 10
+UPBIT_EXCHANGE_PATHS = ("/v1/accounts", "/v1/orders", "/v1/orders/test", "/v1/order", "/v1/orders/chance",
+                        "/v1/orders/open", "/v1/orders/closed", "/v1/orders/uuids")
 # Requests that reach the server this soon after a 429 were already on the wire when it was sent.
 IN_FLIGHT_GRACE_MS = 1000
-_SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
-_MARKET = re.compile(r"^[A-Z]{2,10}-[A-Z0-9]{2,20}$")
-_LISTING_MS = int(datetime(LISTING_DATE.year, LISTING_DATE.month, LISTING_DATE.day, tzinfo=timezone.utc).timestamp() * 1000)
-
-
-def klines_weight(limit: int) -> int:
-    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
 
 class EmulatorClock:
@@ -76,40 +72,52 @@ class EmulatorClock:
 
 
 @dataclass
-class Reply:
-    status: int
-    body: bytes
-    headers: dict[str, str]
+class Limiter:
+    """One exchange's rate limit state: its bans, its weight minute, its requests this second."""
+
+    banned_until_ms: int = 0
+    limited_at_ms: int = 0
+    weight_used: int = 0
+    weight_window: int = 0
+    second: int = 0
+    in_second: int = 0
 
 
-def _json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status, json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(), headers or {})
+class _UpbitMarketView:
+    """What the Upbit exchange needs from the market: prices as of the emulator's now."""
 
+    def __init__(self, state: EmulatorState) -> None:
+        self._state = state
 
-def _binance_error(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> Reply:
-    return _json_reply(status, {"code": code, "msg": msg}, headers)
+    def now_ms(self) -> int:
+        return self._state.clock.now_ms()
 
+    def last_price(self, market: str) -> Decimal:
+        now = self.now_ms()
+        bar = self._state.market.summary("upbit", market, now - 86_400_000, now + 1, now)
+        if bar is None:
+            raise ValueError(f"no {market} candles to price an order")
+        return Decimal(str(bar.c))
 
-def _upbit_error(status: int, name: str, message: str) -> Reply:
-    return _json_reply(status, {"error": {"name": name, "message": message}})
+    def reached(self, market: str, since_ms: int) -> tuple[Decimal, Decimal] | None:
+        # From the minute after the order's: what traded before it arrived cannot fill it.
+        now = self.now_ms()
+        bar = self._state.market.summary("upbit", market, since_ms - since_ms % MINUTE_MS + MINUTE_MS, now + 1, now)
+        return None if bar is None else (Decimal(str(bar.low)), Decimal(str(bar.h)))
 
 
 class EmulatorState:
-    """Everything the handler threads share: market data, scenario, clock and counters."""
+    """Everything the handler threads share: market data, scenario, clock, limiters and counters."""
 
-    def __init__(self, scenario: Scenario | None = None, upbit_keys: dict[str, str] | None = None) -> None:
+    def __init__(self, scenario: Scenario | None = None, upbit_keys: dict[str, str] | None = None,
+                 symbols: ServedSymbols | None = None) -> None:
         self.market = MarketReplay()
         self.clock = EmulatorClock()
+        self.symbols = symbols or ServedSymbols()
         self.lock = threading.Lock()
-        self.exchange = UpbitExchange(price_of=self._last_upbit_price, keys=dict(upbit_keys or DEFAULT_KEYS))
+        self.exchange = UpbitExchange(market_view=_UpbitMarketView(self), markets=self.symbols.upbit,
+                                      keys=dict(upbit_keys or DEFAULT_KEYS))
         self.set_scenario(scenario or Scenario())
-
-    def _last_upbit_price(self, market: str) -> Decimal:
-        now = self.clock.now_ms()
-        _, rows = self.market.upbit_candles(market, 1, now - 86_400_000, now + 1)
-        if not rows:
-            raise ValueError(f"no {market} candles to price an order")
-        return Decimal(str(json.loads(rows[-1])["trade_price"]))
 
     def set_scenario(self, scenario: Scenario) -> None:
         self.exchange.scenario = scenario.upbit_exchange
@@ -120,12 +128,11 @@ class EmulatorState:
             self.news = NewsReplay(scenario.news)
             self.market_requests = 0
             self.by_status: Counter[str] = Counter()
-            self.weight_used = 0
-            self.weight_window = 0
-            self.banned_until_ms = 0
-            self.limited_at_ms = 0
-            self.upbit_second = 0
-            self.upbit_in_second = 0
+            self.limiters = {"binance": Limiter(), "upbit": Limiter()}
+
+    @property
+    def weight_used(self) -> int:
+        return self.limiters["binance"].weight_used
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -138,74 +145,82 @@ class EmulatorState:
                 "upbit_orders": self.exchange.order_count(),
             }
 
-    # -- faults shared by every market endpoint ----------------------------------------------
-    def admit(self, flavor: str, weight: int) -> tuple[Reply | None, dict[str, str], int]:
-        """Count the request and decide whether a fault answers it instead of the data."""
+    # -- faults and limits of the market endpoints ------------------------------------------
+    def admit(self, flavor: str, weight: int, group: str = "candles") -> tuple[Reply | None, dict[str, str], int]:
+        """Count the request against its exchange's limits and decide whether a fault answers it
+        instead of the data. Binance's used weight is reported on every answer, refusals too."""
         scenario = self.scenario
         now = self.clock.now_ms()
-        headers: dict[str, str] = {}
         with self.lock:
             self.market_requests += 1
             number = self.market_requests
-            if now < self.banned_until_ms:
-                remaining_s = -(-(self.banned_until_ms - now) // 1000)
-                if now - self.limited_at_ms < IN_FLIGHT_GRACE_MS:
-                    # Sent before the client could have read the 429: limited again, not banned.
-                    return self._refuse(flavor, 429, remaining_s, number), headers, number
-                # The client kept sending after the 429 asked it to wait: banned, for longer.
-                ban_s = max(2, 2 * remaining_s)
-                self.banned_until_ms = now + ban_s * 1000
-                return self._refuse(flavor, 418, ban_s, number), headers, number
-            if scenario.rate_limit_storm.active(number):
-                retry_s = scenario.rate_limit_storm.retry_after_s
-                self.banned_until_ms, self.limited_at_ms = now + int(retry_s * 1000), now
-                return self._refuse(flavor, 429, retry_s, number), headers, number
-            if flavor == "binance":
-                window = now // int(scenario.weight_window_s * 1000)
-                if window != self.weight_window:
-                    self.weight_window, self.weight_used = window, 0
-                if self.weight_used + weight > scenario.weight_limit:
-                    window_end = (window + 1) * int(scenario.weight_window_s * 1000)
-                    self.banned_until_ms, self.limited_at_ms = window_end, now
-                    return self._refuse(flavor, 429, -(-(window_end - now) // 1000), number), headers, number
-                self.weight_used += weight
-                headers["X-MBX-USED-WEIGHT-1M"] = str(self.weight_used)
-            else:
-                second = now // 1000
-                if second != self.upbit_second:
-                    self.upbit_second, self.upbit_in_second = second, 0
-                self.upbit_in_second += 1
-                left = UPBIT_REQUESTS_PER_SECOND - self.upbit_in_second
-                if left < 0:
-                    return self._refuse(flavor, 429, None, number), headers, number
-                headers["Remaining-Req"] = f"group=candles; min=600; sec={left}"
-            if scenario.server_errors.active(number):
+            limiter = self.limiters[flavor]
+            refused = self._limited(flavor, limiter, scenario, weight, now, number)
+            headers = {WEIGHT_HEADER: str(limiter.weight_used)} if flavor == "binance" else {}
+            if refused is None and flavor == "upbit":
+                headers["Remaining-Req"] = f"group={group}; min=600; sec={max(UPBIT_REQUESTS_PER_SECOND - limiter.in_second, 0)}"
+            if refused is None and scenario.server_errors.active(number):
                 status = scenario.server_errors.status
-                reply = (_binance_error(status, -1001, "Internal error; unable to process your request.")
-                         if flavor == "binance" else _upbit_error(status, "server_error", "Internal server error."))
-                return reply, headers, number
-        return None, headers, number
+                refused = (binance_error(status, -1001, "Internal error; unable to process your request.")
+                           if flavor == "binance" else upbit_error(status, "server_error", "Internal server error."))
+        return refused, headers, number
 
-    def _refuse(self, flavor: str, status: int, retry_after_s: float | None, number: int) -> Reply:
+    def _limited(self, flavor: str, limiter: Limiter, scenario: Scenario, weight: int, now: int,
+                 number: int) -> Reply | None:
+        if flavor == "binance":
+            window = now // int(scenario.weight_window_s * 1000)
+            if window != limiter.weight_window:
+                limiter.weight_window, limiter.weight_used = window, 0
+        if now < limiter.banned_until_ms:
+            remaining_s = -(-(limiter.banned_until_ms - now) // 1000)
+            if now - limiter.limited_at_ms < IN_FLIGHT_GRACE_MS:
+                # Sent before the client could have read the 429: limited again, not banned.
+                return self._refuse(flavor, limiter, 429, remaining_s)
+            # The client kept sending after the 429 asked it to wait: banned, for longer.
+            ban_s = max(2, 2 * remaining_s)
+            limiter.banned_until_ms = now + ban_s * 1000
+            return self._refuse(flavor, limiter, 418, ban_s)
+        if scenario.rate_limit_storm.active(number):
+            retry_s = scenario.rate_limit_storm.retry_after_s
+            limiter.banned_until_ms, limiter.limited_at_ms = now + int(retry_s * 1000), now
+            return self._refuse(flavor, limiter, 429, retry_s)
+        if flavor == "binance":
+            if limiter.weight_used + weight > scenario.weight_limit:
+                window_end = (limiter.weight_window + 1) * int(scenario.weight_window_s * 1000)
+                limiter.banned_until_ms, limiter.limited_at_ms = window_end, now
+                return self._refuse(flavor, limiter, 429, -(-(window_end - now) // 1000))
+            limiter.weight_used += weight
+            return None
+        second = now // 1000
+        if second != limiter.second:
+            limiter.second, limiter.in_second = second, 0
+        limiter.in_second += 1
+        if limiter.in_second > UPBIT_REQUESTS_PER_SECOND:
+            return self._refuse(flavor, limiter, 429, None)
+        return None
+
+    def _refuse(self, flavor: str, limiter: Limiter, status: int, retry_after_s: float | None) -> Reply:
         headers = {} if retry_after_s is None else {"Retry-After": str(int(-(-retry_after_s // 1)))}
         if flavor == "binance":
             text = ("Too many requests; current limit of IP(127.0.0.1) request weight per minute is "
                     f"{self.scenario.weight_limit}." if status == 429 else
-                    "Way too much request weight used; IP banned until "
-                    f"{self.banned_until_ms}. Please use WebSocket Streams for live updates to avoid bans.")
-            return _binance_error(status, -1003, text, headers)
-        reply = _upbit_error(status, "too_many_requests", "Too many API requests.")
+                    f"Way too much request weight used; IP banned until {limiter.banned_until_ms}. "
+                    "Please use WebSocket Streams for live updates to avoid bans.")
+            reply = binance_error(status, -1003, text)
+        else:
+            reply = upbit_error(status, "too_many_requests", "Too many API requests.")
         reply.headers.update(headers)
         return reply
 
     # -- which bars a response may show -------------------------------------------------------
-    def visible(self, symbol: str, interval_ms: int, times: np.ndarray, now: int) -> np.ndarray:
+    def visible(self, symbol: str, grid: Grid, times: np.ndarray, now: int) -> np.ndarray:
         keep = times <= now  # bars that have opened; the current one is still open
         for outage in self.scenario.outages:
             keep &= ~_window_mask(outage, symbol, times)
-        for late in self.scenario.late:
-            hidden = _window_mask(late.window, symbol, times) & (now < times + interval_ms + late.delay_s * 1000)
-            keep &= ~hidden
+        if self.scenario.late:
+            ends = grid.nexts(times)
+            for late in self.scenario.late:
+                keep &= ~(_window_mask(late.window, symbol, times) & (now < ends + late.delay_s * 1000))
         return keep
 
     def consume_withheld(self, symbol: str, times: np.ndarray) -> np.ndarray:
@@ -219,6 +234,28 @@ class EmulatorState:
                     hide |= mask
         return hide
 
+    def select(self, fetch: Callable[[int, int], tuple[np.ndarray, list[str]]], symbol: str, grid: Grid,
+               lo: int, hi: int, limit: int, span: int, now: int, *, newest: bool) -> tuple[np.ndarray, list[str]]:
+        """Up to ``limit`` visible bars in ``[lo, hi)``, oldest-first from ``lo`` or newest-first from
+        ``hi``. Fetches ``span`` of time at a time and keeps going while bars are missing, as an
+        exchange walking its index would."""
+        times_out: list[int] = []
+        rows_out: list[str] = []
+        cursor_lo, cursor_hi = (max(lo, hi - span), hi) if newest else (lo, min(hi, lo + span))
+        while len(rows_out) < limit and cursor_lo < cursor_hi:
+            times, rows = fetch(cursor_lo, cursor_hi)
+            chosen = np.flatnonzero(self.visible(symbol, grid, times, now))
+            if newest:
+                chosen = chosen[::-1]
+            for i in chosen[: limit - len(rows_out)]:
+                times_out.append(int(times[i]))
+                rows_out.append(rows[i])
+            if newest:
+                cursor_lo, cursor_hi = max(lo, cursor_lo - span), cursor_lo
+            else:
+                cursor_lo, cursor_hi = cursor_hi, min(hi, cursor_hi + span)
+        return np.asarray(times_out, dtype=np.int64), rows_out
+
 
 def _window_mask(window, symbol: str, times: np.ndarray) -> np.ndarray:  # noqa: ANN001
     if window.symbol is not None and window.symbol != symbol:
@@ -226,30 +263,24 @@ def _window_mask(window, symbol: str, times: np.ndarray) -> np.ndarray:  # noqa:
     return (times >= window.start_ms) & (times < window.end_ms)
 
 
-def _select(fetch: Callable[[int, int], tuple[np.ndarray, list[str]]], keep: Callable[[np.ndarray], np.ndarray],
-            lo: int, hi: int, limit: int, span: int, *, newest: bool) -> tuple[np.ndarray, list[str]]:
-    """Up to ``limit`` visible bars in ``[lo, hi)``, oldest-first from ``lo`` or newest-first from ``hi``.
-
-    Fetches ``span`` of time at a time and keeps going while bars are missing, as an exchange
-    walking its index would.
-    """
-    times_out: list[int] = []
-    rows_out: list[str] = []
-    cursor_lo, cursor_hi = (max(lo, hi - span), hi) if newest else (lo, min(hi, lo + span))
-    while len(rows_out) < limit and cursor_lo < cursor_hi:
-        times, rows = fetch(cursor_lo, cursor_hi)
-        mask = keep(times)
-        chosen = np.flatnonzero(mask)
-        if newest:
-            chosen = chosen[::-1]
-        for i in chosen[: limit - len(rows_out)]:
-            times_out.append(int(times[i]))
-            rows_out.append(rows[i])
-        if newest:
-            cursor_lo, cursor_hi = max(lo, cursor_lo - span), cursor_lo
+def _request_params(query: str, body: bytes, content_type: str) -> tuple[dict[str, list[str]], str]:
+    """Parameters from the query string and the body (form or JSON), and the query string as the
+    client would have hashed it: the URL's, else the form body, else the JSON body urlencoded."""
+    params = parse_qs(query, keep_blank_values=True)
+    sent = query
+    if body:
+        text = body.decode("utf-8", "replace")
+        if "json" in content_type or text.lstrip().startswith("{"):
+            doc = json.loads(text)
+            if not isinstance(doc, dict):
+                raise ValueError("request body is not a JSON object")
+            from_body = {k: [str(x) for x in v] if isinstance(v, list) else [str(v)] for k, v in doc.items()}
+            body_query = urlencode([(k, x) for k, v in from_body.items() for x in v])
         else:
-            cursor_lo, cursor_hi = cursor_hi, min(hi, cursor_hi + span)
-    return np.asarray(times_out, dtype=np.int64), rows_out
+            from_body, body_query = parse_qs(text, keep_blank_values=True), text
+        params = {**from_body, **params}  # a parameter in both: the query string's, as on the exchanges
+        sent = sent or body_query
+    return params, sent
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -274,10 +305,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._dispatch("POST")
 
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
     def _dispatch(self, method: str) -> None:
         state = self.server.state
         url = urlsplit(self.path)
-        params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         truncate = False
@@ -287,37 +320,52 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if url.path.startswith("/_emulator/"):
                 reply = self._admin(method, url.path, body)
-            elif method == "GET" and url.path == "/api/v3/klines":
-                reply, truncate = self._market("binance", params, self._klines)
-            elif method == "GET" and url.path in ("/api/v3/ping", "/api/v3/time"):
-                reply = _json_reply(200, {} if url.path.endswith("ping") else {"serverTime": state.clock.now_ms()})
-            elif method == "GET" and (match := re.fullmatch(r"/v1/candles/minutes/(\d+)", url.path)):
-                reply, truncate = self._market("upbit", params, lambda p: self._upbit_candles(int(match.group(1)), p))
-            elif url.path in ("/v1/accounts", "/v1/orders", "/v1/orders/test", "/v1/order"):
-                reply = self._upbit_exchange(method, url.path, params, body)
+            elif url.path.startswith("/api/"):
+                reply, truncate = self._binance(method, url.path, url.query)
+            elif url.path in UPBIT_EXCHANGE_PATHS:
+                reply = self._upbit_exchange(method, url.path, url.query, body)
+            elif url.path.startswith("/v1/"):
+                reply, truncate = self._upbit_quotation(method, url.path, url.query)
             elif method == "GET" and url.path.rstrip("/") == "/rss":
-                reply = _json_reply(200, {"sources": state.news.sources()})
+                reply = json_reply(200, {"sources": state.news.sources()})
             elif method == "GET" and (match := re.fullmatch(r"/rss/([^/]+)", url.path)):
                 reply = self._news(match.group(1))
             else:
-                reply = _json_reply(404, {"error": f"no route for {method} {url.path}"})
+                reply = binance_error(404, -1000, f"Unknown route {method} {url.path}.")
         except ScenarioError as exc:
-            reply = _json_reply(400, {"error": str(exc)})
+            reply = json_reply(400, {"error": str(exc)})
+        except Exception:  # a fault of the emulator itself: answer it as the exchange would, never hang up
+            log.exception("emulator: %s %s failed", method, self.path)
+            reply = (upbit_error(500, "server_error", "Internal server error.") if url.path.startswith("/v1/")
+                     else binance_error(500, -1000, "An unknown error occurred while processing the request."))
         try:
             self._send(reply, truncate)
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up waiting (a slow-feed scenario); there is no one left to answer.
             self.close_connection = True
 
-    def _market(self, flavor: str, params: dict[str, str], handler: Callable[[dict[str, str]], Reply]) -> tuple[Reply, bool]:
+    def _binance(self, method: str, path: str, query: str) -> tuple[Reply, bool]:
+        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        if method != "GET":  # still counted and answered with the used weight, as every Binance answer
+            return self._market("binance", 1, lambda: binance_error(404, -1000, f"Unknown route {method} {path}."))
+        return self._market("binance", binance_api.request_weight(path, params),
+                            lambda: binance_api.handle(self.server.state, path, params))
+
+    def _upbit_quotation(self, method: str, path: str, query: str) -> tuple[Reply, bool]:
+        if method != "GET":
+            return upbit_error(405, "method_not_allowed", f"{method} {path} is not supported"), False
+        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        return self._market("upbit", 1, lambda: upbit_api.handle(self.server.state, path, params),
+                            group=upbit_api.rate_group(path))
+
+    def _market(self, flavor: str, weight: int, handler: Callable[[], Reply], group: str = "candles") -> tuple[Reply, bool]:
         state = self.server.state
         if state.scenario.latency_s:
             time.sleep(state.scenario.latency_s)
-        weight = klines_weight(_int_param(params.get("limit"), 500)) if flavor == "binance" else 1
-        refused, headers, number = state.admit(flavor, weight)
+        refused, headers, number = state.admit(flavor, weight, group)
         if refused is None and state.scenario.slow_responses.active(number):
             time.sleep(state.scenario.slow_responses.delay_s)
-        reply = refused or handler(params)
+        reply = refused or handler()
         reply.headers.update(headers)
         with state.lock:
             state.by_status[str(reply.status)] += 1
@@ -326,7 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _news(self, source: str) -> Reply:
         news = self.server.state.news
         if source not in news.sources():
-            return _json_reply(404, {"error": f"no feed {source!r}; known: {', '.join(news.sources())}"})
+            return json_reply(404, {"error": f"no feed {source!r}; known: {', '.join(news.sources())}"})
         if news.slow_s(source):
             time.sleep(news.slow_s(source))
         status, body, headers = news.respond(
@@ -335,133 +383,35 @@ class _Handler(BaseHTTPRequestHandler):
         )
         return Reply(status, body, headers)
 
-    # -- Binance ---------------------------------------------------------------------------
-    def _klines(self, params: dict[str, str]) -> Reply:
-        state = self.server.state
-        symbol = params.get("symbol", "")
-        if not symbol:
-            return _binance_error(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-        if not _SYMBOL.match(symbol):
-            return _binance_error(400, -1121, "Invalid symbol.")
-        interval_ms = BINANCE_INTERVALS_MS.get(params.get("interval", ""))
-        if interval_ms is None:
-            return _binance_error(400, -1120, "Invalid interval.")
-        try:
-            limit = _int_param(params.get("limit"), 500)
-            start = _int_param(params.get("startTime"), None)
-            end = _int_param(params.get("endTime"), None)
-        except ValueError as exc:
-            return _binance_error(400, -1100, f"Illegal characters found in a parameter: {exc}")
-        if not 1 <= limit <= 1000:
-            return _binance_error(400, -1130, "Data sent for parameter 'limit' is not valid.")
-        if start is not None and end is not None and start > end:
-            return _binance_error(400, -1023, "Start time is greater than end time.")
-        now = state.clock.now_ms()
-        hi = min(end if end is not None else now, now) + 1
-        # With startTime the oldest bars from there; without it the newest bars before endTime.
-        newest = start is None
-        lo = _LISTING_MS if newest else -(-start // interval_ms) * interval_ms
-
-        def fetch(a: int, b: int) -> tuple[np.ndarray, list[str]]:
-            return state.market.binance_rows(symbol, interval_ms, a, b)
-
-        times, rows = _select(fetch, lambda t: state.visible(symbol, interval_ms, t, now), lo, hi, limit,
-                              limit * interval_ms, newest=newest)
-        if newest:
-            times, rows = times[::-1], rows[::-1]
-        hide = state.consume_withheld(symbol, times)
-        rows = [r for r, h in zip(rows, hide, strict=True) if not h]
-        times = times[~hide]
-        rows = self._apply_row_faults(symbol, interval_ms, times, rows, fetch, now, lo if start is not None else None)
-        return Reply(200, ("[" + ",".join(rows) + "]").encode(), {"Content-Type": "application/json;charset=UTF-8"})
-
-    def _apply_row_faults(self, symbol: str, interval_ms: int, times: np.ndarray, rows: list[str],
-                          fetch: Callable, now: int, start: int | None) -> list[str]:  # noqa: ANN001
-        scenario = self.server.state.scenario
-        by_time = {m.open_ms: m.kind for m in scenario.malformed if m.symbol in (None, symbol)}
-        if by_time:
-            rows = [_malform(r, by_time[int(t)]) if int(t) in by_time else r for t, r in zip(times, rows, strict=True)]
-        if scenario.duplicate_rows and start is not None:
-            before_times, before_rows = fetch(start - scenario.duplicate_rows * interval_ms, start)
-            keep = self.server.state.visible(symbol, interval_ms, before_times, now)
-            rows = [r for r, k in zip(before_rows, keep, strict=True) if k] + rows
-        if scenario.shuffle_rows and len(rows) > 1:
-            rows = rows[:]
-            random.Random(int(times[0]) if len(times) else 0).shuffle(rows)
-        return rows
-
-    # -- Upbit -----------------------------------------------------------------------------
-    def _upbit_candles(self, unit: int, params: dict[str, str]) -> Reply:
-        state = self.server.state
-        if unit not in UPBIT_UNITS:
-            return _upbit_error(400, "invalid_parameter", f"unit {unit} is not one of {UPBIT_UNITS}")
-        market = params.get("market", "")
-        if not _MARKET.match(market):
-            return _upbit_error(404, "Code not found", "마켓을 찾지 못하였습니다.")
-        try:
-            count = _int_param(params.get("count"), 1)
-        except ValueError:
-            return _upbit_error(400, "invalid_parameter", "count must be an integer")
-        if not 1 <= count <= 200:
-            return _upbit_error(400, "invalid_parameter", "count must be between 1 and 200")
-        now = state.clock.now_ms()
-        interval_ms = unit * MINUTE_MS
-        to = params.get("to")
-        try:
-            hi = _parse_upbit_to(to) if to else now + 1
-        except ValueError:
-            return _upbit_error(400, "invalid_parameter", f"to {to!r} is not ISO 8601 (yyyy-MM-dd'T'HH:mm:ss'Z')")
-        hi = -(-min(hi, now + 1) // interval_ms) * interval_ms if to else hi
-
-        def fetch(a: int, b: int) -> tuple[np.ndarray, list[str]]:
-            return state.market.upbit_candles(market, unit, a, b)
-
-        times, rows = _select(fetch, lambda t: state.visible(market, interval_ms, t, now), _LISTING_MS, hi, count,
-                              max(count * interval_ms, 86_400_000), newest=True)
-        hide = state.consume_withheld(market, times)
-        rows = [r for r, h in zip(rows, hide, strict=True) if not h]
-        return Reply(200, ("[" + ",".join(rows) + "]").encode(), {"Content-Type": "application/json;charset=UTF-8"})
-
     # -- Upbit exchange ----------------------------------------------------------------------
-    def _upbit_exchange(self, method: str, path: str, params: dict[str, str], body: bytes) -> Reply:
+    def _upbit_exchange(self, method: str, path: str, query: str, body: bytes) -> Reply:
         exchange = self.server.state.exchange
         now = self.server.state.clock.now_ms()
-        routes = {("GET", "/v1/accounts"), ("POST", "/v1/orders"), ("POST", "/v1/orders/test"), ("GET", "/v1/order")}
-        if (method, path) not in routes:
-            return _upbit_error(405, "method_not_allowed", f"{method} {path} is not supported")
-        if method == "POST":
-            try:
-                params = json.loads(body or b"{}")
-            except ValueError:
-                return _upbit_error(400, "invalid_json", "request body is not JSON")
-            if not isinstance(params, dict):
-                return _upbit_error(400, "invalid_json", "request body is not a JSON object")
-        refused, remaining = exchange.remaining("order" if method == "POST" else "default", now)
-        denied = refused or exchange.authenticate(self.headers.get("Authorization"), params)
-        if denied is None:
-            if path == "/v1/accounts":
-                denied = exchange.accounts()
-            elif path == "/v1/order":
-                denied = exchange.lookup(params)
-            else:
-                denied = exchange.create(params, test=path.endswith("/test"), now_ms=now)
-        status, payload = denied
-        return _json_reply(status, payload, {"Remaining-Req": remaining})
+        try:
+            params, sent = _request_params(query, body, self.headers.get("Content-Type", ""))
+        except ValueError as exc:
+            return upbit_error(400, "invalid_json", f"request body is not understood: {exc}")
+        refused, remaining = exchange.remaining("order" if method in ("POST", "DELETE") else "default", now)
+        answer = refused or exchange.authenticate(self.headers.get("Authorization"), sent, params)
+        if answer is None:
+            answer = exchange.route(method, path, params, now)
+        status, payload = answer
+        return json_reply(status, payload, {"Remaining-Req": remaining})
 
     # -- admin -----------------------------------------------------------------------------
     def _admin(self, method: str, path: str, body: bytes) -> Reply:
         state = self.server.state
         if path == "/_emulator/health":
-            return _json_reply(200, {"ok": True})
+            return json_reply(200, {"ok": True})
         if path == "/_emulator/stats":
-            return _json_reply(200, state.stats())
+            return json_reply(200, state.stats())
         if path == "/_emulator/scenario" and method == "PUT":
             state.set_scenario(Scenario.from_dict(json.loads(body or b"{}")))
-            return _json_reply(200, {"ok": True})
+            return json_reply(200, {"ok": True})
         if path == "/_emulator/reset" and method == "POST":
             state.set_scenario(Scenario())
             state.clock.freeze(None)
-            return _json_reply(200, {"ok": True})
+            return json_reply(200, {"ok": True})
         if path == "/_emulator/clock" and method == "PUT":
             doc = json.loads(body or b"{}")
             if "advance_s" in doc:
@@ -469,8 +419,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 now = doc.get("now")
                 state.clock.freeze(None if now is None else parse_time_ms(now, "now"))
-            return _json_reply(200, {"now": state.clock.now_ms()})
-        return _json_reply(404, {"error": f"no admin route {method} {path}"})
+            return json_reply(200, {"now": state.clock.now_ms()})
+        return json_reply(404, {"error": f"no admin route {method} {path}"})
 
     def _send(self, reply: Reply, truncate: bool) -> None:
         self.send_response(reply.status)
@@ -490,44 +440,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(reply.body)
 
 
-def _int_param(raw: str | None, default: int | None) -> int | None:
-    if raw is None or raw == "":
-        return default
-    if not re.fullmatch(r"-?\d+", raw):
-        raise ValueError(raw)
-    return int(raw)
-
-
-def _parse_upbit_to(raw: str) -> int:
-    text = raw.strip().replace(" ", "T").replace("Z", "+00:00")
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)  # Upbit reads an offset-less time as UTC
-    return int(moment.timestamp() * 1000)
-
-
-def _malform(row: str, kind: str) -> str:
-    fields = json.loads(row)
-    if kind == "short_row":
-        fields = fields[:7]
-    elif kind == "non_numeric":
-        fields[1] = "not-a-price"
-    elif kind == "null_price":
-        fields[4] = None
-    elif kind == "high_below_low":
-        fields[2], fields[3] = fields[3], fields[2]
-        if fields[2] == fields[3]:
-            fields[2] = f"{float(fields[3]) / 2:.8f}"
-    elif kind == "negative_volume":
-        fields[5] = "-" + fields[5].lstrip("-")
-        if float(fields[5]) == 0:
-            fields[5] = "-1.00000000"
-    elif kind == "off_grid":
-        fields[0] += 1_000
-        fields[6] += 1_000
-    return json.dumps(fields, separators=(",", ":"))
-
-
 class _EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -541,8 +453,8 @@ class Emulator:
     """The emulator on a background thread: ``with Emulator() as emu: ... emu.url``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, scenario: Scenario | None = None,
-                 upbit_keys: dict[str, str] | None = None) -> None:
-        self.state = EmulatorState(scenario, upbit_keys)
+                 upbit_keys: dict[str, str] | None = None, symbols: ServedSymbols | None = None) -> None:
+        self.state = EmulatorState(scenario, upbit_keys, symbols)
         self._server = _EmulatorHTTPServer((host, port), self.state)
         self._thread: threading.Thread | None = None
 

@@ -56,6 +56,7 @@ class CandleBatch:
     raw_rows: Sequence[object]
     rejects: list[CandleReject] = field(default_factory=list)
     open_bars: int = 0  # bars not yet closed at fetch time: fetched again later, never stored
+    extra_fields: int = 0  # rows that carried fields after the documented ones (kept, extras dropped)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -94,15 +95,20 @@ def epoch_ms(times: pd.Series) -> np.ndarray:
 
 
 def closed_in_window(keep: np.ndarray, open_ms: np.ndarray, close_ms: np.ndarray, *, now_ms: int | None,
-                     window: tuple[int, int] | None) -> tuple[np.ndarray, int]:
+                     window: tuple[int, int] | None, interval_ms: int | None = None) -> tuple[np.ndarray, int]:
     """Narrow ``keep`` to closed bars inside ``window``; also return how many were still open.
 
     A bar whose close time is after ``now_ms`` is still forming: it is counted, not stored, and
-    fetched again later. Bars outside the requested window belong to another fetch.
+    fetched again later. With ``interval_ms``, only a close time inside the bar makes it forming;
+    a close time beyond the bar's end is a fault of the payload, left in for validation to
+    quarantine with its reason instead of vanishing as "open". Bars outside the requested window
+    belong to another fetch.
     """
     open_bars = 0
     if now_ms is not None:
         not_closed = keep & (close_ms > now_ms)
+        if interval_ms is not None:
+            not_closed &= close_ms <= open_ms + interval_ms - 1
         open_bars = int(not_closed.sum())
         keep = keep & ~not_closed
     if window is not None:

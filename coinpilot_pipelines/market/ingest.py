@@ -53,6 +53,7 @@ class IngestReport:
     rejected: int = 0
     duplicates_collapsed: int = 0
     open_bars: int = 0
+    extra_fields: int = 0  # rows with fields after the documented ones (kept, extras dropped)
     db_retries: int = 0
     expected_bars: int = 0
     present_bars: int = 0
@@ -159,6 +160,7 @@ def ingest_candles(
         for batch in client.fetch_candles(series.symbol, series.interval, start, window_end, chunk_rows=chunk_rows):
             report.fetched += len(batch) + len(batch.rejects)
             report.open_bars += batch.open_bars
+            report.extra_fields += batch.extra_fields
             normalized = normalize(batch)
             validated = validate_candles(normalized.frame, batch.raw_rows, series.interval)
             report.duplicates_collapsed += normalized.duplicates_collapsed

@@ -21,6 +21,7 @@ from coinpilot_pipelines.news.dedup import ArticleIndex, ItemKind, classify_item
 from coinpilot_pipelines.news.health import dedup_ratio
 from coinpilot_pipelines.news.identity import item_identity
 from coinpilot_pipelines.news.model import NewsFeed
+from coinpilot_pipelines.news.validation import screen_items
 from coinpilot_pipelines.storage import news as store
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class BootstrapPolicy:
     plateau_rounds: int = 2
     max_rounds: int = 10
     pause_s: float = 5.0
+    budget_s: float | None = None  # no round starts after this long (a sensor tick has a deadline)
 
 
 @dataclass
@@ -146,15 +148,16 @@ def _record_response(engine: Engine, feed: NewsFeed, response: FeedResponse, now
                        etag=response.etag, last_modified=response.last_modified)
         if response.feed is not None:
             store.lock_news(connection)
-            items = response.feed.items
+            items, implausible = screen_items(response.feed.items, now)
+            rejects = [*response.feed.rejects, *implausible]
             identities = [item_identity(feed.source, item) for item in items]
             index = ArticleIndex(store.candidate_articles(connection, identities))
             seen = store.seen_item_keys(connection, feed.source, (i.item_key for i in identities))
             outcomes = classify_items(feed.source, items, identities, index, seen, fetched_at=now)
             store.save_outcomes(connection, feed.source, outcomes, now)
-            store.record_item_rejects(connection, feed.source, response.feed.rejects, now)
+            store.record_item_rejects(connection, feed.source, rejects, now)
             poll.counts = Counter(o.kind for o in outcomes)
-            poll.rejected = len(response.feed.rejects)
+            poll.rejected = len(rejects)
             if poll.counts[ItemKind.NEW]:
                 success["last_new_article_at"] = now
         store.record_poll(connection, poll.row())
@@ -164,14 +167,19 @@ def _record_response(engine: Engine, feed: NewsFeed, response: FeedResponse, now
 
 def ingest_news(client: RssClient, engine: Engine, feeds: Sequence[NewsFeed], *, clock: Callable[[], datetime],
                 backoff: BackoffPolicy = BackoffPolicy(), bootstrap: BootstrapPolicy = BootstrapPolicy(),
-                sleep: Callable[[float], None] = time.sleep) -> NewsIngestReport:
+                sleep: Callable[[float], None] = time.sleep,
+                monotonic: Callable[[], float] = time.monotonic) -> NewsIngestReport:
     """One poll of every feed; on an empty store, the bootstrap's repeated polls instead."""
     stored = store.count_articles(engine)
     if stored:
         rounds = [poll_feeds(client, engine, feeds, now=clock(), backoff=backoff)]
         return NewsIngestReport(rounds, bootstrapped=False, articles_stored=store.count_articles(engine))
     rounds, flat_rounds = [], 0
+    started = monotonic()
     while len(rounds) < bootstrap.max_rounds:
+        if rounds and bootstrap.budget_s is not None and monotonic() - started + bootstrap.pause_s > bootstrap.budget_s:
+            log.info("news bootstrap: time budget spent after %d rounds; later polls go on from here", len(rounds))
+            break
         if rounds:
             sleep(bootstrap.pause_s)
         rounds.append(poll_feeds(client, engine, feeds, now=clock(), backoff=backoff))

@@ -418,7 +418,7 @@ upbit_order_attempts = Table(
     Column("avg_price", ExactDecimal(), nullable=True),
     CheckConstraint("mode IN ('shadow', 'test', 'live')", name="mode"),
     CheckConstraint(
-        "status IN ('sending', 'logged', 'test_ok', 'accepted', 'unknown', 'done', 'cancelled', 'error')",
+        "status IN ('sending', 'logged', 'test_ok', 'accepted', 'unknown', 'done', 'cancelled', 'error', 'refused')",
         name="status"),
     Index(None, "status"),
 )

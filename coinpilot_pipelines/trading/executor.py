@@ -50,7 +50,7 @@ from coinpilot_pipelines.storage.trading import (
 )
 from coinpilot_pipelines.trading.paper import Fill, entry_fill, exit_fill, realized_pnl
 from coinpilot_pipelines.trading.review import review_proposal
-from coinpilot_pipelines.trading.risk import RiskLimits, after_close, entry_refusal
+from coinpilot_pipelines.trading.risk import RiskLimits, after_close, entry_refusal, order_size_refusal
 from coinpilot_pipelines.trading.signals import (
     MODEL,
     ExitRules,
@@ -86,6 +86,7 @@ class ExecutorSettings:
     fee_rate: Decimal
     slippage: Decimal
     order_krw: Decimal
+    max_order_krw: Decimal
     market_map: dict[str, str]
     signal_lookback_bars: int
     poll_interval_s: float
@@ -267,13 +268,18 @@ class Executor:
                 self.log(f"{identifier}: nothing was bought live, so nothing is sold")
                 return None
             body.update(side="ask", ord_type="market", volume=str(volume))
+        refusal = self._size_refusal(body, trade_id)  # in shadow too: it logs what live would send
         attempt, new = begin_attempt(
             self.engine, ts=self.now(), symbol=signal.symbol, action=action, mode=self.mode, side=body["side"],
             ord_type=body["ord_type"], price=Decimal(body["price"]) if "price" in body else None,
             volume=Decimal(body["volume"]) if "volume" in body else None, paper_trade_id=trade_id,
-            identifier=identifier, request_json=json.dumps(body, sort_keys=True), status="sending")
+            identifier=identifier, request_json=json.dumps(body, sort_keys=True),
+            status="refused" if refusal else "sending", error_msg=refusal)
         if not new:
             self.log(f"{identifier}: already recorded ({attempt.status}); not sent again")
+            return attempt.id
+        if refusal:
+            self.log(f"{identifier}: not sent: {refusal}")
             return attempt.id
         if self.mode == "shadow":
             update_attempt(self.engine, attempt.id, status="logged")
@@ -293,6 +299,18 @@ class Executor:
                        remaining_req=response.remaining_req, uuid=response.payload.get("uuid") if response.accepted else None,
                        error_msg=None if response.accepted else json.dumps(response.payload)[:2000])
         return attempt.id
+
+    def _size_refusal(self, body: dict, trade_id: int) -> str | None:
+        """The size limits every order that reaches the exchange must pass, in its own currency."""
+        if body["side"] == "bid":
+            return order_size_refusal("bid", krw_total=Decimal(body["price"]), volume=None, held_volume=None,
+                                      max_order_krw=self.settings.max_order_krw)
+        volume = Decimal(body["volume"])
+        bought = attempt_by_identifier(self.engine, f"paper-{trade_id}-buy")
+        held = bought.executed_volume if self.mode == "live" and bought is not None else None
+        krw_total = volume * bought.avg_price if held is not None and bought.avg_price else None
+        return order_size_refusal("ask", krw_total=krw_total, volume=volume, held_volume=held,
+                                  max_order_krw=self.settings.max_order_krw)
 
     def _sell_volume(self, trade_id: int) -> Decimal | None:
         if self.mode != "live":

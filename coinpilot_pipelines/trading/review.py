@@ -1,7 +1,7 @@
 """The AI gate: an entry goes ahead only if the analyst confirms it with enough confidence.
 
-The gate fails closed: an API failure, a timeout or a malformed answer is a REJECT carrying the
-error. Without an analyst (no ``ANTHROPIC_API_KEY``) the review is SKIPPED, which lets a signal
+The gate fails closed: an API failure, a timeout, a malformed answer -- any exception at all,
+also one the analyst client does not name -- is a REJECT carrying the error. Without an analyst (no ``ANTHROPIC_API_KEY``) the review is SKIPPED, which lets a signal
 through in shadow mode only.
 """
 
@@ -34,6 +34,9 @@ def review_proposal(analyst: AnthropicAnalyst | None, proposal: dict) -> Review:
         answer = analyst.review(proposal)
     except AnalystError as exc:
         return Review("REJECT", None, None, analyst.model, None, str(exc))
+    except Exception as exc:  # noqa: BLE001 - fail closed: an unforeseen error must reject, not crash the step
+        return Review("REJECT", None, None, analyst.model, None,
+                      f"analyst failed unexpectedly ({exc.__class__.__name__}): {str(exc)[:300]}")
     if answer.decision == "CONFIRM" and answer.confidence < MIN_CONFIDENCE:
         return Review("REJECT", answer.confidence,
                       f"confidence {answer.confidence} below {MIN_CONFIDENCE}: {answer.reasoning}",

@@ -1,10 +1,14 @@
-"""Risk limits an entry must pass. Exits always pass: they only ever reduce risk."""
+"""Risk limits an entry must pass (exits always pass: they only ever reduce risk), and the size
+limits every order sent to the exchange must pass, exits included."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+
+
+UPBIT_MIN_ORDER_KRW = Decimal("5000")  # Upbit refuses KRW-market orders with a smaller total
 
 
 @dataclass(frozen=True)
@@ -52,3 +56,26 @@ def after_close(state: RiskState, limits: RiskLimits, *, pnl: Decimal, at: datet
     if losses >= limits.losing_streak:
         cooldown, losses = at + limits.cooldown, 0
     return RiskState(day, daily, losses, cooldown)
+
+
+def order_size_refusal(side: str, *, krw_total: Decimal | None, volume: Decimal | None, held_volume: Decimal | None,
+                       max_order_krw: Decimal) -> str | None:
+    """Why an order may not be sent to Upbit, or None.
+
+    A buy spends ``krw_total``: it must lie within Upbit's minimum total and our own ceiling. A
+    sell must not sell more than was bought (``held_volume``), and where its KRW total is known
+    it must reach the minimum, or Upbit would refuse it anyway.
+    """
+    if side == "bid":
+        if krw_total is None or krw_total < UPBIT_MIN_ORDER_KRW:
+            return f"order total {krw_total} KRW is below Upbit's minimum of {UPBIT_MIN_ORDER_KRW} KRW"
+        if krw_total > max_order_krw:
+            return f"order total {krw_total} KRW is above RISK_MAX_ORDER_KRW ({max_order_krw} KRW)"
+        return None
+    if volume is None or volume <= 0:
+        return f"sell volume {volume} is not positive"
+    if held_volume is not None and volume > held_volume:
+        return f"sell volume {volume} is more than the {held_volume} bought"
+    if krw_total is not None and krw_total < UPBIT_MIN_ORDER_KRW:
+        return f"order total about {krw_total:.0f} KRW is below Upbit's minimum of {UPBIT_MIN_ORDER_KRW} KRW"
+    return None

@@ -27,7 +27,9 @@ from coinpilot_pipelines.clients.http import (
     ExchangeRequestError,
     RequestGate,
     RequestStats,
+    ResponseTooLarge,
     RetryPolicy,
+    read_capped,
     request_json,
 )
 from coinpilot_pipelines.clients.upbit.quotation import pause_when_second_spent
@@ -146,17 +148,20 @@ class UpbitExchangeClient:
         path = TEST_ORDERS_PATH if test else ORDERS_PATH
         started = time.monotonic()
         try:
-            response = self._http.post(path, content=json.dumps(dict(body)),
-                                       headers={"Content-Type": "application/json", **self._authorization(body)})
+            with self._http.stream("POST", path, content=json.dumps(dict(body)),
+                                   headers={"Content-Type": "application/json", **self._authorization(body)}) as response:
+                raw = read_capped(response, self.policy.max_body_bytes)
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             raise OrderOutcomeUnknown(
                 f"upbit {path} {body.get('identifier')}: no answer ({exc.__class__.__name__}); the order may exist"
             ) from None
+        except ResponseTooLarge as exc:
+            raise OrderOutcomeUnknown(f"upbit {path} {body.get('identifier')}: {exc}; the order may exist") from None
         self._respect_remaining(response)
         try:
-            payload = response.json()
+            payload = json.loads(raw)
         except ValueError:
-            payload = {"unparsed_body": response.text[:500]}
+            payload = {"unparsed_body": raw[:500].decode("utf-8", errors="replace")}
         if response.status_code == 401:
             raise UpbitAuthError(f"upbit {path}: HTTP 401 {payload}", status=401)
         return OrderResponse(response.status_code, payload, int((time.monotonic() - started) * 1000),

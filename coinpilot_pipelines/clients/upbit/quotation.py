@@ -20,7 +20,15 @@ import numpy as np
 import pandas as pd
 
 from coinpilot_pipelines.clients.binance import utc_now
-from coinpilot_pipelines.clients.http import RequestGate, RequestStats, RetryPolicy, SharedPause, request_json
+from coinpilot_pipelines.clients.http import (
+    ExchangeRequestError,
+    RequestGate,
+    RequestStats,
+    RetryPolicy,
+    SharedPause,
+    UnknownSymbolError,
+    request_json,
+)
 from coinpilot_pipelines.market.candles import (
     CandleBatch,
     CandleReject,
@@ -104,7 +112,19 @@ class UpbitQuotationClient:
         pause_when_second_spent(self.gate, response)
 
     def fetch_page(self, market: str, interval: Interval, to_ms_exclusive: int) -> list:
-        payload, _ = request_json(
+        try:
+            payload, _ = self._request_page(market, interval, to_ms_exclusive)
+        except ExchangeRequestError as exc:
+            if exc.status == 404:  # Upbit: {"error": {"name": 404, "message": "Code not found"}}
+                raise UnknownSymbolError(f"upbit lists no market {market!r}: {exc}", symbol=market,
+                                         status=404) from None
+            raise
+        if not isinstance(payload, list):
+            raise ValueError(f"upbit candles {market}: expected a JSON array, got {type(payload).__name__}")
+        return payload
+
+    def _request_page(self, market: str, interval: Interval, to_ms_exclusive: int) -> tuple[object, httpx.Response]:
+        return request_json(
             self._http,
             "GET",
             f"/v1/candles/minutes/{minute_unit(interval)}",
@@ -121,9 +141,6 @@ class UpbitQuotationClient:
             stats=self.stats,
             sleep=self._sleep,
         )
-        if not isinstance(payload, list):
-            raise ValueError(f"upbit candles {market}: expected a JSON array, got {type(payload).__name__}")
-        return payload
 
     def fetch_candles(
         self,
