@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from sqlalchemy import update
 
-from coinpilot_pipelines.defs import build_definitions, build_resources
+from coinpilot_pipelines.defs import build_definitions, resource_values
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.ml.bootstrap import BlockBootstrap
 from coinpilot_pipelines.ml.labels import LabelSpec
@@ -196,7 +196,7 @@ def test_two_retrains_at_once_each_decide_against_the_champion_of_their_moment(d
             together.wait()
 
     def retrain(_: int) -> str:
-        registry = build_resources(settings)["mlflow"].registry()
+        registry = resource_values(settings)["mlflow"].registry()
         return train_and_register(engine, registry, series, spec, policy, now=NOW, dagster_run_id=None, log=log).version
 
     with ThreadPoolExecutor(2) as pool:
@@ -207,5 +207,5 @@ def test_two_retrains_at_once_each_decide_against_the_champion_of_their_moment(d
     assert pd.isna(first["champion_version"]) and first["promoted"]  # the same model twice: the first earns it ...
     assert second["champion_version"] == first["challenger_version"]  # ... the second meets it as champion
     assert not second["promoted"] and second["reason"].startswith("kept the champion: AUC")
-    champion = build_resources(settings)["mlflow"].registry().alias_version("champion")
+    champion = resource_values(settings)["mlflow"].registry().alias_version("champion")
     assert champion.version == first["challenger_version"]

@@ -18,11 +18,11 @@ SCRIPT = textwrap.dedent("""
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from coinpilot_pipelines.defs import build_resources
+    from coinpilot_pipelines.defs import resource_values
     from coinpilot_pipelines.settings import Settings
     from coinpilot_pipelines.clients.mlflow_registry import CHAMPION
 
-    registry = build_resources(Settings.from_env({"COINPILOT_HOME": sys.argv[1]}))["mlflow"].registry()
+    registry = resource_values(Settings.from_env({"COINPILOT_HOME": sys.argv[1]}))["mlflow"].registry()
     champion = registry.alias_version(CHAMPION)
     if champion is not None:  # the second process loads the champion before registering anything
         print("loaded", champion.version, type(registry.load(champion.version)).__name__)
