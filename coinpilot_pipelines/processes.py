@@ -11,7 +11,6 @@ as a container's processes end with the container.
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import os
 import signal
 import sys
@@ -20,13 +19,18 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def die_with_parent() -> bool:
-    """In a multiprocessing child, arrange to be killed with the parent; True if armed."""
-    parent = multiprocessing.parent_process()
-    if parent is None or not sys.platform.startswith("linux"):
+    """In a multiprocessing child, arrange to be killed with the parent; True if armed.
+
+    A child is known by its own command line (`sys.orig_argv`: multiprocessing hands it the
+    parent's `sys.argv`), since it imports the code location before multiprocessing has recorded
+    its parent.
+    """
+    if "--multiprocessing-fork" not in sys.orig_argv or not sys.platform.startswith("linux"):
         return False
+    parent = os.getppid()
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         return False
-    if os.getppid() != parent.pid:  # the parent died before the request was in place
+    if parent == 1 or os.getppid() != parent:  # the parent died before the request was in place
         os._exit(1)
     return True

@@ -129,6 +129,7 @@ class ContinuitySettings:
     live_poll_interval_s: int = 30
     live_tick_budget_s: float = 10.0
     live_lookback_bars: int = 5
+    live_catchup_bars: int = 1440
     repair_empty_attempts: int = 3
     repair_empty_spacing_s: float = 60.0
     repair_max_segments: int = 8
@@ -140,6 +141,7 @@ class ContinuitySettings:
             live_poll_interval_s=env_number(env, "LIVE_KLINE_POLL_INTERVAL_SEC", 30, int, low=5, high=3600),
             live_tick_budget_s=env_number(env, "LIVE_KLINE_TICK_BUDGET_SEC", 10.0, float, low=0.1, high=600),
             live_lookback_bars=env_number(env, "LIVE_KLINE_LOOKBACK_BARS", 5, int, low=0, high=1000),
+            live_catchup_bars=env_number(env, "LIVE_KLINE_CATCHUP_BARS", 1440, int, low=1, high=100_000),
             repair_empty_attempts=env_number(env, "GAP_REPAIR_EMPTY_ATTEMPTS", 3, int, low=1, high=100),
             repair_empty_spacing_s=env_number(env, "GAP_REPAIR_EMPTY_SPACING_SEC", 60.0, float, low=0,
                                               low_inclusive=False, high=86_400),

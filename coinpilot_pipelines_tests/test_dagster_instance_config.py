@@ -36,7 +36,8 @@ def test_instance_yaml_is_valid_dagster_instance_config(path: Path, tmp_path: Pa
     for name, value in instance_env("postgresql://dagster@db:5432/dagster").items():
         monkeypatch.setenv(name, value)
     config, _ = dagster_instance_config(str(dagster_home_with(tmp_path, path)))
-    postgres_db = config["storage"]["postgres"]["postgres_db"]
+    postgres_db = dict(config["storage"]["postgres"]["postgres_db"])
+    assert postgres_db.pop("scheme") == "postgresql+psycopg2"  # the driver dagster-postgres is written for
     # every connection setting, the password above all, comes from the environment
     assert postgres_db == {key: {"env": f"DAGSTER_PG_{name}"} for key, name in
                            [("hostname", "HOST"), ("port", "PORT"), ("username", "USER"),

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from coinpilot_pipelines.clients.binance import BinanceSpotClient
+from coinpilot_pipelines.clock import SimulatedClock
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.market.ingest import ingest_candles
 from coinpilot_pipelines.market.intervals import Interval
@@ -114,3 +115,21 @@ def test_a_corrupt_cursor_is_a_clear_error(pg_url: str, emulator) -> None:  # no
     defs = project_definitions(pg_url, emulator.url)
     with pytest.raises(Exception, match="live kline cursor is not understood"):
         tick(defs, pg_url, emulator.url, '{"oops": 1}')
+
+
+def test_a_store_far_behind_now_catches_up_a_day_and_leaves_the_rest_to_a_backfill(pg_url: str, emulator) -> None:  # noqa: ANN001
+    now = datetime(2023, 3, 10, 12, 0, 30, tzinfo=UTC)
+    emulator.clock.freeze(int(now.timestamp() * 1000))
+    stored_until(pg_url, emulator, "BTCUSDT", datetime(2023, 3, 2, tzinfo=UTC))
+    defs = project_definitions(pg_url, emulator.url, COINPILOT_SYMBOLS="BTCUSDT")
+    sensor = defs.resolve_sensor_def("live_kline_sensor")
+    resources = {**market_resources(pg_url, emulator.url), "clock": SimulatedClock(now)}
+    first = sensor.evaluate_tick(dg.build_sensor_context(resources=resources, instance=dg.DagsterInstance.ephemeral()))
+    engine = get_engine(pg_url)
+    assert list_segments(engine) == [] and first.run_requests == []  # no gap segment of days for repair
+    (event,) = first.asset_events
+    assert event.partition == "2023-03-10|BTCUSDT" and event.metadata["rows_inserted"].value == 1440
+    # From after the newest stored bar (2023-03-01 23:59) to where the day caught up starts (2023-03-09 12:00).
+    assert event.metadata["behind_bars_left_to_backfill"].value == 7 * 1440 + 720
+    assert json.loads(first.cursor)["last_open_ms"]["BTCUSDT"] == int(datetime(2023, 3, 10, 11, 59, tzinfo=UTC)
+                                                                      .timestamp() * 1000)

@@ -1,7 +1,7 @@
 """The `candles` asset: exchange bars per UTC day and symbol, with its contract checks."""
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -9,6 +9,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from coinpilot_pipelines.clients.http import RequestStats
+from coinpilot_pipelines.clock import Clock
 from coinpilot_pipelines.defs.partitions import windows_by_symbol
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.market.ingest import IngestReport, ingest_candles
@@ -88,9 +89,8 @@ def candles_metadata(reports: list[IngestReport], request_stats: RequestStats) -
     return metadata
 
 
-def register_missing(engine: Engine, report: IngestReport) -> int:
+def register_missing(engine: Engine, report: IngestReport, now: datetime) -> int:
     """Track the holes a fetch left, so gap repair picks them up; returns new segments."""
-    now = datetime.now(timezone.utc)
     created = 0
     for gap in holes_in(engine, report.series, report.window_start, report.window_end):
         created += sum(r.created for r in register_gap(engine, report.series, gap.from_open_time,
@@ -128,7 +128,8 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
         ],
     )
     def candles(
-        context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource], market_data: dg.ResourceParam[MarketDataResource]
+        context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
+        market_data: dg.ResourceParam[MarketDataResource], clock: dg.ResourceParam[Clock],
     ) -> dg.MaterializeResult:
         engine = database.engine()
         windows = windows_by_symbol(partitions, context.partition_keys)
@@ -141,7 +142,7 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
                     context.log.info(f"fetching {symbol} {market_data.interval} bars {start:%Y-%m-%d} .. {end:%Y-%m-%d}")
                     report = ingest_candles(
                         client, engine, market_data.series(symbol), start, end,
-                        source="rest", run_id=context.run.run_id, now=datetime.now(timezone.utc),
+                        source="rest", run_id=context.run.run_id, now=clock.now(),
                         chunk_rows=market_data.chunk_rows,
                     )
                     context.log.info(
@@ -151,7 +152,7 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
                     )
                     reports.append(report)
                     if report.missing_bars:
-                        registered += register_missing(engine, report)
+                        registered += register_missing(engine, report, clock.now())
         finally:
             client.close()
 

@@ -11,10 +11,11 @@ from datetime import date, datetime, time, timedelta, timezone
 import dagster as dg
 import pandas as pd
 
+from coinpilot_pipelines.clock import Clock
 from coinpilot_pipelines.defs.candles import EXCHANGE_POOL
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.defs.runs import describe, runs_in_progress
-from coinpilot_pipelines.market.live import LiveCursor, LivePolicy, poll_live_bars
+from coinpilot_pipelines.market.live import LeftBehind, LiveCursor, LivePolicy, poll_live_bars
 from coinpilot_pipelines.market.repair import RepairOutcome, RepairPolicy, repair_segment
 from coinpilot_pipelines.settings import ContinuitySettings
 from coinpilot_pipelines.storage.continuity import scan_continuity
@@ -46,6 +47,13 @@ def _percentile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def _left_behind_metadata(behind: LeftBehind | None) -> dict:
+    if behind is None:
+        return {}
+    return {"behind_bars_left_to_backfill": behind.bars,
+            "store_ended_at": dg.MetadataValue.timestamp(behind.newest_stored)}
+
+
 def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[str, ...]) -> dict[str, list]:
     # Legacy config schemas: Pythonic `str`/`int` fields would accept Dagster's {"env": NAME} source.
     scan_config = {
@@ -66,9 +74,10 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         ),
     )
     def gap_segments(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
-                     market_data: dg.ResourceParam[MarketDataResource]) -> dg.MaterializeResult:
+                     market_data: dg.ResourceParam[MarketDataResource],
+                     clock: dg.ResourceParam[Clock]) -> dg.MaterializeResult:
         engine = database.engine()
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         config = context.op_execution_context.op_config
         window_start, window_end = scan_window(config["end"], config["days"], now)
         rows, inserted = [], 0
@@ -122,9 +131,10 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
     }
 
     @dg.op(out=dg.DynamicOut(int), config_schema=repair_config, description="Claim the segments due for repair, by priority.")
-    def claim_gap_segments(context: dg.OpExecutionContext, database: dg.ResourceParam[DatabaseResource]):
+    def claim_gap_segments(context: dg.OpExecutionContext, database: dg.ResourceParam[DatabaseResource],
+                           clock: dg.ResourceParam[Clock]):
         config = context.op_config
-        claimed = claim_due_segments(database.engine(), datetime.now(timezone.utc), limit=config["max_segments"],
+        claimed = claim_due_segments(database.engine(), clock.now(), limit=config["max_segments"],
                                      claim_timeout=CLAIM_TIMEOUT, segment_ids=config["segment_ids"])
         context.log.info(f"claimed {len(claimed)} segment(s): {[s.id for s in claimed]}")
         for segment in claimed:
@@ -132,14 +142,14 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
 
     @dg.op(pool=EXCHANGE_POOL, config_schema=NO_CONFIG, description="Refetch one segment's range, store it, recount, decide.")
     def repair_gap_segment(context: dg.OpExecutionContext, segment_id: int, database: dg.ResourceParam[DatabaseResource],
-                           market_data: dg.ResourceParam[MarketDataResource]) -> dict:
+                           market_data: dg.ResourceParam[MarketDataResource], clock: dg.ResourceParam[Clock]) -> dict:
         engine = database.engine()
         segment = get_segment(engine, segment_id)
         policy = RepairPolicy(empty_attempts=settings.repair_empty_attempts,
                               empty_spacing=timedelta(seconds=settings.repair_empty_spacing_s))
         client = market_data.client(engine)
         try:
-            outcome = repair_segment(client, engine, segment, policy, datetime.now(timezone.utc),
+            outcome = repair_segment(client, engine, segment, policy, clock.now(),
                                      run_id=context.run.run_id)
         finally:
             client.close()
@@ -170,7 +180,8 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
     def gap_repair_job():
         summarize_gap_repairs(claim_gap_segments().map(repair_gap_segment).collect())
 
-    live_policy = LivePolicy(lookback_bars=settings.live_lookback_bars, budget_s=settings.live_tick_budget_s)
+    live_policy = LivePolicy(lookback_bars=settings.live_lookback_bars, max_catchup_bars=settings.live_catchup_bars,
+                             budget_s=settings.live_tick_budget_s)
 
     @dg.sensor(
         name="live_kline_sensor",
@@ -181,24 +192,30 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         "registers holes as stream gap segments and starts gap_repair_job for each.",
     )
     def live_kline_sensor(context: dg.SensorEvaluationContext, database: dg.ResourceParam[DatabaseResource],
-                          market_data: dg.ResourceParam[MarketDataResource]) -> dg.SensorResult:
+                          market_data: dg.ResourceParam[MarketDataResource],
+                          clock: dg.ResourceParam[Clock]) -> dg.SensorResult:
         # A tick reports new bars as materialization events on today's partitions instead of
         # launching a run: a run every 30 s per symbol would bury the run history for nothing.
-        now = datetime.now(timezone.utc)
         engine = database.engine()
         client = market_data.client(engine)
         try:
             tick = poll_live_bars(client, engine, [market_data.series(s) for s in symbols],
-                                  LiveCursor.from_json(context.cursor), now, live_policy)
+                                  LiveCursor.from_json(context.cursor), clock.now(), live_policy)
         finally:
             client.close()
+        behind = {b.symbol: b for b in tick.left_behind}
+        for b in tick.left_behind:
+            context.log.warning(
+                f"{b.symbol}: the store ends at {b.newest_stored:%Y-%m-%d %H:%M} UTC, {b.bars} bars before the "
+                f"last {live_policy.max_catchup_bars} this sensor catches up; backfill the missing partitions")
         events = [
             dg.AssetMaterialization(
                 asset_key="candles",
                 partition=f"{report.window_end.date().isoformat()}|{report.series.symbol}",
                 metadata={"source": "live_kline_sensor", "rows_inserted": report.counts.inserted,
                           "rows_updated": report.counts.updated, "rows_rejected": report.rejected,
-                          "last_open_time": dg.MetadataValue.timestamp(report.last_open_time)},
+                          "last_open_time": dg.MetadataValue.timestamp(report.last_open_time),
+                          **_left_behind_metadata(behind.get(report.series.symbol))},
             )
             for report in tick.reports if report.counts.inserted or report.counts.updated
         ]
@@ -221,7 +238,8 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Starts gap_repair_job when segments are due (found by the scan, or retries).",
     )
-    def gap_repair_sensor(context: dg.SensorEvaluationContext, database: dg.ResourceParam[DatabaseResource]) -> dg.SensorResult:
+    def gap_repair_sensor(context: dg.SensorEvaluationContext, database: dg.ResourceParam[DatabaseResource],
+                          clock: dg.ResourceParam[Clock]) -> dg.SensorResult:
         # A run claims its segments when it starts; until then they still look due, so a run on its
         # way must not be doubled by one that would find nothing left to claim.
         pending = runs_in_progress(context.instance, gap_repair_job.name)
@@ -231,8 +249,8 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
             if ids is None:
                 return dg.SensorResult(skip_reason=f"{describe(run)} and repairs whatever is due")
             targeted.update(ids)
-        now = datetime.now(timezone.utc)
-        due = [s for s in due_segments(database.engine(), now, claim_timeout=CLAIM_TIMEOUT) if s.id not in targeted]
+        due = [s for s in due_segments(database.engine(), clock.now(), claim_timeout=CLAIM_TIMEOUT)
+               if s.id not in targeted]
         if not due:
             return dg.SensorResult(skip_reason="no gap segment is due" + (
                 f" beyond the {len(targeted)} that runs on their way will repair" if targeted else ""))

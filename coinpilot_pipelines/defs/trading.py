@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from enum import Enum
 
 import dagster as dg
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from coinpilot_pipelines.clients.anthropic_analyst import AnthropicAnalyst
 from coinpilot_pipelines.clients.http import RetryPolicy
 from coinpilot_pipelines.clients.upbit.exchange import UpbitExchangeClient
-from coinpilot_pipelines.clock import parse_utc_time
+from coinpilot_pipelines.clock import Clock, parse_utc_time
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.defs.runs import describe, runs_in_progress
 from coinpilot_pipelines.settings import TradingSettings, live_guards
@@ -95,14 +95,14 @@ def executor_settings(settings: TradingSettings, entry_threshold: float) -> Exec
 
 def build_trading_definitions(settings: TradingSettings, entry_threshold: float, symbols: tuple[str, ...]) -> dict[str, list]:
     def executor(context: dg.OpExecutionContext, mode: str, database: DatabaseResource,
-                 market_data: MarketDataResource, upbit: UpbitExchangeResource,
+                 market_data: MarketDataResource, upbit: UpbitExchangeResource, clock: Clock,
                  analyst: AnalystResource | None = None) -> Executor:
         return Executor(
             engine=database.engine(), series_list=[market_data.series(s) for s in symbols],
             settings=executor_settings(settings, entry_threshold), mode=mode,
             upbit=upbit.client() if mode in ("test", "live") else None,
             analyst=analyst.analyst() if analyst is not None else None,
-            now=lambda: datetime.now(timezone.utc), log=context.log.info,
+            now=clock.now, log=context.log.info,
         )
 
     @dg.op(description="Decide the execution mode from the guards in this process's environment (and a "
@@ -120,36 +120,42 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
            description="Compute entry and exit signals from the stored inference log, features and bars.")
     def collect_signals(context: dg.OpExecutionContext, mode: str,
                         database: dg.ResourceParam[DatabaseResource], market_data: dg.ResourceParam[MarketDataResource],
-                        upbit: dg.ResourceParam[UpbitExchangeResource]) -> dg.Output[list[int]]:
+                        upbit: dg.ResourceParam[UpbitExchangeResource],
+                        clock: dg.ResourceParam[Clock]) -> dg.Output[list[int]]:
         raw = context.op_config["up_to"]
         up_to = parse_utc_time(raw, "up_to") if raw else None
-        runner = executor(context, mode, database, market_data, upbit)
+        runner = executor(context, mode, database, market_data, upbit, clock)
         signal_ids = runner.collect_signals(up_to)
         return dg.Output(signal_ids, metadata={"model_strategy": runner.model_strategy()})
 
     @dg.op(config_schema=NO_CONFIG, description="Risk limits: daily loss, position size, open positions, losing-streak cooldown.")
     def check_risk(context: dg.OpExecutionContext, mode: str, signal_ids: list[int], database: dg.ResourceParam[DatabaseResource],
-                   market_data: dg.ResourceParam[MarketDataResource], upbit: dg.ResourceParam[UpbitExchangeResource]) -> list[int]:
-        return executor(context, mode, database, market_data, upbit).apply_risk(signal_ids)
+                   market_data: dg.ResourceParam[MarketDataResource], upbit: dg.ResourceParam[UpbitExchangeResource],
+                   clock: dg.ResourceParam[Clock]) -> list[int]:
+        return executor(context, mode, database, market_data, upbit, clock).apply_risk(signal_ids)
 
     @dg.op(config_schema=NO_CONFIG, description="The AI analyst reviews each entry; any failure is a REJECT.")
     def review_signals(context: dg.OpExecutionContext, mode: str, signal_ids: list[int], database: dg.ResourceParam[DatabaseResource],
                        market_data: dg.ResourceParam[MarketDataResource], upbit: dg.ResourceParam[UpbitExchangeResource],
-                       analyst: dg.ResourceParam[AnalystResource]) -> list[int]:
-        return executor(context, mode, database, market_data, upbit, analyst).review(signal_ids)
+                       analyst: dg.ResourceParam[AnalystResource], clock: dg.ResourceParam[Clock]) -> list[int]:
+        return executor(context, mode, database, market_data, upbit, clock, analyst).review(signal_ids)
 
     @dg.op(pool=ORDER_POOL, config_schema=NO_CONFIG, description="Fill on paper at the next open; record and send each order once.")
     def execute_signals(context: dg.OpExecutionContext, mode: str, signal_ids: list[int], database: dg.ResourceParam[DatabaseResource],
-                        market_data: dg.ResourceParam[MarketDataResource], upbit: dg.ResourceParam[UpbitExchangeResource]) -> list[int]:
-        return executor(context, mode, database, market_data, upbit).execute(signal_ids)
+                        market_data: dg.ResourceParam[MarketDataResource], upbit: dg.ResourceParam[UpbitExchangeResource],
+                        clock: dg.ResourceParam[Clock]) -> list[int]:
+        return executor(context, mode, database, market_data, upbit, clock).execute(signal_ids)
 
     @dg.op(pool=ORDER_POOL, config_schema=NO_CONFIG, description="Look up unanswered orders by identifier and poll live orders to a final state.")
     def reconcile_orders(context: dg.OpExecutionContext, mode: str, attempt_ids: list[int], database: dg.ResourceParam[DatabaseResource],
-                         market_data: dg.ResourceParam[MarketDataResource], upbit: dg.ResourceParam[UpbitExchangeResource]) -> dg.Output[dict]:
-        outcome = executor(context, mode, database, market_data, upbit).reconcile()
+                         market_data: dg.ResourceParam[MarketDataResource], upbit: dg.ResourceParam[UpbitExchangeResource],
+                         clock: dg.ResourceParam[Clock]) -> dg.Output[dict]:
+        outcome = executor(context, mode, database, market_data, upbit, clock).reconcile()
         return dg.Output(outcome, metadata={"effective_mode": mode, "attempts_this_run": len(attempt_ids), **outcome})
 
-    @dg.job(name="order_executor_job", tags=EXECUTOR_TAGS,
+    # In process: the steps run one after another anyway, and a step process each would cost a
+    # process start (seconds) between a bar's close and its order decision.
+    @dg.job(name="order_executor_job", tags=EXECUTOR_TAGS, executor_def=dg.in_process_executor,
             description="collect signals -> risk -> AI review -> execute -> reconcile, in shadow, test or live mode.")
     def order_executor_job():
         mode = resolve_trading_mode()

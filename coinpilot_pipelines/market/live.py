@@ -26,7 +26,10 @@ from coinpilot_pipelines.storage.gap_segments import Reshape, refresh_after_writ
 @dataclass(frozen=True)
 class LivePolicy:
     lookback_bars: int = 5  # re-read this many bars behind the cursor, so late bars are picked up
-    max_catchup_bars: int = 1000  # a longer absence becomes one gap segment for repair to fill
+    # A tick stores at most this many bars behind now (a day of 1m bars). A store further behind
+    # is a job for a backfill of the missing partitions, not for the live sensor: one gap segment
+    # of years would start a repair of millions of bars that nothing in the UI explains.
+    max_catchup_bars: int = 1440
     budget_s: float = 10.0  # a tick stops starting new symbols after this long
 
 
@@ -56,6 +59,15 @@ class NewGap:
     gap: Gap
 
 
+@dataclass(frozen=True)
+class LeftBehind:
+    """Bars the live sensor did not catch up: the store ends too far before now."""
+
+    symbol: str
+    newest_stored: datetime
+    bars: int  # missing between the newest stored bar and where the catch-up started
+
+
 @dataclass
 class LiveTick:
     cursor: LiveCursor
@@ -63,6 +75,7 @@ class LiveTick:
     new_gaps: list[NewGap] = field(default_factory=list)
     reshaped: list[Reshape] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)  # symbols left for the next tick
+    left_behind: list[LeftBehind] = field(default_factory=list)
 
 
 def poll_live_bars(
@@ -103,13 +116,10 @@ def _poll_one(client: MarketDataClient, engine: Engine, series: SeriesKey, tick:
         fetch_start = last + step - policy.lookback_bars * step
         catchup_start = closed_end - policy.max_catchup_bars * step
         if last + step < catchup_start:
-            # Away too long to catch up in a tick: the stretch becomes a segment for repair.
-            for registration in register_gap(engine, series, from_ms(last + step), from_ms(catchup_start),
-                                             source="stream", now=now):
-                if registration.created:
-                    gap = Gap.between(from_ms(last + step), from_ms(catchup_start), series.interval)
-                    tick.new_gaps.append(NewGap(series.symbol, registration.segment_id, gap))
-            fetch_start = catchup_start - policy.lookback_bars * step
+            # Too far behind for a live tick: catch up the window, leave the rest to a backfill.
+            tick.left_behind.append(LeftBehind(series.symbol, from_ms(last), (catchup_start - last - step) // step))
+            last = catchup_start - step
+            fetch_start = catchup_start
     if closed_end <= fetch_start:
         return
     report = ingest_candles(client, engine, series, from_ms(fetch_start), from_ms(closed_end), source="stream", now=now)
