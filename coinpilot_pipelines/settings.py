@@ -171,6 +171,16 @@ class ModelSettings:
     retrain_cooldown_s: int = 6 * 3600
     retrain_cron: str = "30 3 * * *"
     calibration_cron: str = "15 * * * *"
+    drift_psi_threshold: float = 0.25
+    bootstrap_block_bars: int = 240  # 4 hours of 1m bars
+    mlflow_ui_url: str = "http://127.0.0.1:5000"  # where metadata links to MLflow runs and model versions
+
+    def __post_init__(self) -> None:
+        # Bootstrap blocks must hold whole labels: a label spans its horizon, and neighbours overlap.
+        if self.bootstrap_block_bars < self.label_horizon_bars:
+            raise ConfigError(f"PROMOTION_BOOTSTRAP_BLOCK_BARS: {self.bootstrap_block_bars} is shorter than "
+                              f"LABEL_HORIZON_BARS ({self.label_horizon_bars}); a bootstrap block must be at least "
+                              "one label horizon long")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ModelSettings:
@@ -202,6 +212,10 @@ class ModelSettings:
             retrain_cooldown_s=env_number(env, "AUTO_RETRAIN_COOLDOWN_SEC", 6 * 3600, int, low=1, high=30 * 86_400),
             retrain_cron=_cron(env, "RETRAIN_CRON", cls.retrain_cron),
             calibration_cron=_cron(env, "CALIBRATION_CRON", cls.calibration_cron),
+            drift_psi_threshold=env_number(env, "DRIFT_PSI_THRESHOLD", 0.25, float, low=0.0, low_inclusive=False, high=10),
+            bootstrap_block_bars=env_number(env, "PROMOTION_BOOTSTRAP_BLOCK_BARS", 240, int, low=1, high=100_000),
+            mlflow_ui_url=_parse_url("COINPILOT_MLFLOW_UI_URL", env.get("COINPILOT_MLFLOW_UI_URL", "").strip()
+                                     or cls.mlflow_ui_url),
         )
 
 

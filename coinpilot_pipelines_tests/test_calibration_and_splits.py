@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import brier_score_loss
+from sklearn.metrics import brier_score_loss, log_loss
 
 from coinpilot_pipelines.ml.calibration import (
     brier_score,
@@ -19,7 +19,9 @@ from coinpilot_pipelines.ml.calibration import (
 from coinpilot_pipelines.ml.drift import Drift
 from coinpilot_pipelines.ml.labels import LabelSpec, direction_labels
 from coinpilot_pipelines.ml.monitoring import RetrainPolicy, recommend_retrain
+from coinpilot_pipelines.features.candle_features import MODEL_FEATURES
 from coinpilot_pipelines.ml.split import SplitWindows, last_block, purged_split
+from coinpilot_pipelines.ml.training import Dataset, TrainingSpec, early_stopping_split, fit
 
 
 def reference_from_sklearn(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 10) -> tuple[float, float]:
@@ -67,10 +69,25 @@ def test_reliability_table_lists_every_bin_with_sklearn_values() -> None:
 @pytest.mark.parametrize("bad,message", [
     (([], []), "empty"), (([0, 1], [0.5]), "2 values"), (([0, 2], [0.1, 0.2]), "binary"),
     (([0, 1], [0.1, 1.2]), "probabilities"),
+    ((["0", "1"], [0.1, 0.2]), r"y_true must hold numbers, got values of type <U1"),
+    (([0, 1], ["0.1", "0.2"]), r"y_prob must hold numbers"),
+    (([[0, 1], [1, 0]], [[0.1, 0.9], [0.8, 0.2]]), r"y_true must be one-dimensional, got an array of shape \(2, 2\)"),
+    (([0, 1], [[0.1, 0.9]]), r"y_prob must be one-dimensional"),
+    (([0, 1, 1], [0.1, np.nan, np.nan]), r"y_prob holds 2 NaN value\(s\)"),
+    (([0, np.nan], [0.1, 0.2]), r"y_true holds 1 NaN value\(s\)"),
 ])
 def test_bad_inputs_are_refused_clearly(bad: tuple, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        expected_calibration_error(*bad)
+    for metric in (expected_calibration_error, maximum_calibration_error, brier_score, reliability_table):
+        with pytest.raises(ValueError, match=message):
+            metric(*bad)
+
+
+@pytest.mark.parametrize("n_bins", [0, -3, 2.5, True, "10"])
+def test_a_bin_count_that_is_not_a_positive_integer_is_refused(n_bins: object) -> None:
+    for metric in (expected_calibration_error, maximum_calibration_error, reliability_table):
+        with pytest.raises(ValueError, match=f"n_bins must be a positive integer, got {n_bins!r}"):
+            metric([0, 1], [0.2, 0.7], n_bins=n_bins)
+    assert len(reliability_table([0, 1], [0.2, 0.7], n_bins=np.int64(1))) == 1
 
 
 def bars_of(closes: list[float], missing: tuple[int, ...] = ()) -> pd.DataFrame:
@@ -126,5 +143,27 @@ def test_retraining_needs_the_ece_gap_in_a_streak_of_reports_or_a_drifted_featur
     assert streak.retrain and "in 3 consecutive reports" in streak.reason
     assert not recommend_retrain(0.02, 0.20, 49, [True, True], [], policy).retrain  # too few outcomes
     assert not recommend_retrain(0.20, 0.28, 100, [True, True], [], policy).gap_exceeded  # 0.08 < 50 % of 0.20
-    drifted = recommend_retrain(0.02, 0.02, 100, [], [Drift("rsi_14", -3.5, 0.4), Drift("ret_1", 2.9, 0.1)], policy)
+    # rsi_14's PSI is above the threshold but not above its training window's own variation.
+    drifted = recommend_retrain(0.02, 0.02, 100, [], [Drift("rsi_14", -3.5, 0.4, 0.5), Drift("ret_1", 2.9, 0.1, 0.05)],
+                                policy)
     assert drifted.retrain and drifted.reason == "feature drift: rsi_14 z=-3.5"
+
+
+def test_gradient_boosting_stops_early_on_the_latest_training_bars_purged_of_their_overlap() -> None:
+    rng = np.random.default_rng(5)
+    times = pd.Series(pd.date_range("2024-01-01", periods=6000, freq="1min", tz="UTC"))
+    spec = TrainingSpec(model="gradient_boosting")
+    fitting, validation = early_stopping_split(times, spec, timedelta(minutes=1))
+    assert validation.sum() == 600 and times[validation].min() == times.iloc[5400]  # the latest 10 %, in time
+    assert not (fitting & validation).any() and fitting.sum() == 5400 - 15  # labels reaching it purged
+    assert (times[fitting] + timedelta(minutes=15) < times[validation].min()).all()
+
+    features = pd.DataFrame(rng.normal(size=(6000, len(MODEL_FEATURES))), columns=list(MODEL_FEATURES))
+    up = (features["ret_1"] + rng.normal(0, 3, 6000) > 0).to_numpy(dtype=int)  # little signal: it overfits soon
+    model = fit(Dataset(features, up, np.ones(6000, dtype=bool), times, pd.Series(["BTCUSDT"] * 6000)), spec,
+                timedelta(minutes=1))
+    inputs, boosting = model[0], model[-1]
+    assert boosting.n_iter_ < 200
+    # It validated on exactly those rows: its last validation loss is their log loss.
+    held = inputs.transform(features[validation])
+    assert -boosting.validation_score_[-1] == pytest.approx(log_loss(up[validation], boosting.predict_proba(held)[:, 1]))

@@ -95,11 +95,13 @@ def test_defaults_are_the_embedded_ones(tmp_path: Path) -> None:
 
 
 def test_demo_runs_on_a_fresh_home_and_prints_the_summary(tmp_path: Path) -> None:
-    result = run("coinpilot_pipelines.cli", "demo", "--days", "2", env=clean_env(tmp_path / "home"), cwd=tmp_path)
+    result = run("coinpilot_pipelines.cli", "demo", env=clean_env(tmp_path / "home"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "| BTCUSDT  |          2880 |       2880 |              100 |         0 |" in result.stdout
-    assert "| XRPUSDT  |          2880 |       2880 |              100 |         0 |" in result.stdout
-    assert "version 1 is the champion: first model: no champion yet" in result.stdout
+    # All 21 days of the BTCUSDT recording: enough held-out bars for a champion to earn its place.
+    assert "| BTCUSDT  |         30240 |      30240 |              100 |         0 |" in result.stdout
+    assert "| XRPUSDT  |         30240 |      30240 |              100 |         0 |" in result.stdout
+    assert "| climatology " in result.stdout and "| previous-return sign " in result.stdout
+    assert "version 1 is the champion: promoted as the first champion: Brier skill vs climatology +" in result.stdout
     assert "| production (held-out) |" in result.stdout and "calibration report 1:" in result.stdout
     assert (tmp_path / "home" / "mlflow.db").exists()
     # The bundled feeds, bootstrapped through Dagster: Cointelegraph's four polls, cross-source duplicates.
@@ -115,6 +117,16 @@ def test_demo_runs_on_a_fresh_home_and_prints_the_summary(tmp_path: Path) -> Non
     assert "order_executor_job (shadow mode: no exchange call)" in result.stdout
     assert "| BTCUSDT  | model          | enter    |" in result.stdout
     instance.dispose()
+
+
+def test_a_demo_too_short_to_judge_a_model_says_plainly_that_none_beat_the_baseline(tmp_path: Path) -> None:
+    result = run("coinpilot_pipelines.cli", "demo", "--days", "2", env=clean_env(tmp_path / "home"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("no model beat the climatology baseline: there is no champion, and the model strategy stays idle"
+            in result.stdout)
+    assert "version 1: no champion yet, and this model does not earn it: Brier skill vs climatology" in result.stdout
+    assert "scoring and calibration need a champion: skipped" in result.stdout
+    assert "calibration report" not in result.stdout and "| model " not in result.stdout
 
 
 def test_db_upgrade_and_one_line_errors(tmp_path: Path, pg_url: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from coinpilot_pipelines.cli.demo import run_demo
+from coinpilot_pipelines.cli.demo import DEMO_DAYS, run_demo
 from coinpilot_pipelines.cli.environment import local_environment
 from coinpilot_pipelines.defs.pools import apply_pool_limits, pool_limits
 from coinpilot_pipelines.emulator.scenarios import PRESETS, load_scenario
@@ -40,7 +40,7 @@ class IsoDate(click.ParamType):
 
 
 @click.command(help="Run the pipeline end to end on the embedded defaults against the bundled emulator.")
-@click.option("--days", default=3, show_default=True, type=click.IntRange(1, 31),
+@click.option("--days", default=DEMO_DAYS, show_default=True, type=click.IntRange(1, 31),
               help="Days of 1m candles per symbol.")
 def demo(days: int) -> None:
     run_demo(days=days)

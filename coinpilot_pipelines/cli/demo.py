@@ -24,9 +24,12 @@ from coinpilot_pipelines.storage.news import count_articles
 from coinpilot_pipelines.storage.trading import closed_trades
 from coinpilot_pipelines.trading.executor import decisions_table
 
-# The bundled BTCUSDT recording covers 2023-03-01..21; these days include the USDC de-peg
-# weekend, so the demo shows real market data (other symbols come from the synthetic market).
-DEMO_FIRST_DAY = date(2023, 3, 10)
+# The bundled BTCUSDT recording covers 2023-03-01..21, the USDC de-peg weekend included, so the
+# demo shows real market data (other symbols come from the synthetic market). All 21 days by
+# default: a model has to beat climatology on its held-out days to become champion, and a
+# few days are too few to show that (see ml/promotion.py).
+DEMO_FIRST_DAY = date(2023, 3, 1)
+DEMO_DAYS = 21
 
 
 def run_demo(days: int) -> None:
@@ -77,8 +80,13 @@ def _train_and_calibrate(definitions: dg.Definitions, instance: dg.DagsterInstan
     model = _metadata(execute(definitions.resolve_job_def("retrain_job"), instance), "signal_model")
     click.echo(f"    model version {model['model_version']}, held-out {model['test_window']}, "
                f"{model['train_rows']} training / {model['test_rows']} held-out bars")
-    metrics = pd.DataFrame([{name: round(model[f"test_{name}"], 4) for name in ("auc", "brier", "ece", "log_loss")}])
-    click.echo(metrics.to_markdown(index=False))
+    click.echo("    held-out scores beside the baselines (brier_skill: against climatology, the training up-rate):")
+    click.echo(model["metrics"])
+    if not model["champion_version"]:
+        click.echo("    no model beat the climatology baseline: there is no champion, and the model strategy stays idle")
+        click.echo(f"    version {model['model_version']}: {model['promotion_reason']}")
+        click.echo("    scoring and calibration need a champion: skipped")
+        return
     status = "is the champion" if model["promoted"] else f"stays challenger; champion is v{model['champion_version']}"
     click.echo(f"    version {model['model_version']} {status}: {model['promotion_reason']}")
 

@@ -2,19 +2,21 @@
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from coinpilot_pipelines.clients.mlflow_registry import ModelRegistry
+from coinpilot_pipelines.clients.mlflow_registry import ModelRegistry, model_version_url, run_url
+from coinpilot_pipelines.defs.images import figure_markdown
 from coinpilot_pipelines.defs.partitions import windows_by_symbol
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.features.candle_features import FEATURE_SET_VERSION, MODEL_FEATURES
 from coinpilot_pipelines.features.schema import feature_contract_failures
 from coinpilot_pipelines.features.service import refresh_features
+from coinpilot_pipelines.ml.bootstrap import BlockBootstrap
 from coinpilot_pipelines.ml.inference import score_and_realize
 from coinpilot_pipelines.ml.labels import LabelSpec
 from coinpilot_pipelines.ml.monitoring import RetrainPolicy
@@ -25,6 +27,9 @@ from coinpilot_pipelines.ml.training import MODEL_KINDS, TrainingSpec
 from coinpilot_pipelines.settings import ModelSettings
 
 FEATURES_CHECK = "features_contract"
+# One retrain at a time where the run queue applies tag limits; the promotion step also takes a
+# database lock, since in-process runs (the demo) bypass the queue.
+RETRAIN_TAGS = {"coinpilot/exclusive": "retrain"}
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,8 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
         deps=["features", "candles"],
         kinds={"scikitlearn", "mlflow"},
         description="A direction classifier trained on a trailing window of all symbols, registered in "
-        "MLflow as `challenger`, and promoted to `champion` only if it beats the champion on the same "
-        "held-out window.",
+        "MLflow as `challenger`, and promoted to `champion` only if it beats climatology and the champion "
+        "on the same held-out window, under block-bootstrap intervals.",
     )
     def signal_model(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
                      market_data: dg.ResourceParam[MarketDataResource], mlflow: dg.ResourceParam[MlflowResource]) -> dg.MaterializeResult:
@@ -118,15 +123,13 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
             features=tuple(config["features"]),
         )
         policy = PromotionPolicy(settings.promote_min_auc_improve, settings.promote_max_brier_degrade,
-                                 settings.promote_max_ece_degrade)
-        outcome = train_and_register(database.engine(), mlflow.registry(), series_list(market_data), spec, policy,
+                                 settings.promote_max_ece_degrade, BlockBootstrap(settings.bootstrap_block_bars))
+        registry = mlflow.registry()
+        outcome = train_and_register(database.engine(), registry, series_list(market_data), spec, policy,
                                      now=datetime.now(timezone.utc), dagster_run_id=context.run.run_id,
                                      log=context.log.info)
         decision = outcome.decision
         context.log.info(f"version {outcome.version}: {decision.reason}")
-        rows = {"challenger v" + outcome.version: asdict(decision.challenger)}
-        if decision.champion is not None:
-            rows["champion (before)"] = asdict(decision.champion)
         return dg.MaterializeResult(metadata={
             "model_version": outcome.version,
             "champion_version": outcome.champion_version or "",
@@ -137,15 +140,23 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
             "test_brier": decision.challenger.brier,
             "test_ece": decision.challenger.ece,
             "test_log_loss": decision.challenger.log_loss,
+            "brier_skill": decision.brier_skill,
+            "brier_skill_ci": dg.MetadataValue.json(list(decision.brier_skill_ci) if decision.brier_skill_ci else None),
             "auc_gain_ci": dg.MetadataValue.json(list(decision.auc_gain_ci) if decision.auc_gain_ci else None),
-            "metrics": dg.MetadataValue.md(_metrics_md(rows)),
+            "bootstrap_block_bars": decision.block_bars,
+            "metrics": dg.MetadataValue.md(outcome.scores.round(5).to_markdown()),
+            "probability_histogram": figure_markdown(outcome.histogram, "held-out probability histogram"),
             "train_rows": outcome.train_rows,
             "test_rows": outcome.test_rows,
-            "data_window": f"{outcome.window_start:%Y-%m-%d %H:%M} .. {outcome.window_end:%Y-%m-%d %H:%M} UTC",
+            "test_dead_band_rows": outcome.dead_band_rows,
+            "data_window": f"{outcome.data_start:%Y-%m-%d %H:%M} .. {outcome.data_end:%Y-%m-%d %H:%M} UTC",
             "test_window": f"{outcome.test.test_start:%Y-%m-%d %H:%M} .. {outcome.test.test_end:%Y-%m-%d %H:%M} UTC",
             "features": ",".join(outcome.features),
             "feature_set_version": FEATURE_SET_VERSION,
-            "mlflow_run_id": outcome.mlflow_run_id,
+            "mlflow_run_id": outcome.run.run_id,
+            "mlflow_run": dg.MetadataValue.url(run_url(settings.mlflow_ui_url, outcome.run)),
+            "mlflow_model_version": dg.MetadataValue.url(
+                model_version_url(settings.mlflow_ui_url, registry.model_name, outcome.version)),
         })
 
     @dg.asset(
@@ -184,7 +195,7 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
     def calibration_report(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
                            market_data: dg.ResourceParam[MarketDataResource], mlflow: dg.ResourceParam[MlflowResource]) -> dg.MaterializeResult:
         policy = RetrainPolicy(settings.retrain_ece_gap_abs, settings.retrain_ece_gap_rel, settings.retrain_ece_streak,
-                               settings.drift_z_threshold, settings.drift_features)
+                               settings.drift_z_threshold, settings.drift_features, settings.drift_psi_threshold)
         report = build_calibration_report(database.engine(), mlflow.registry(), series_list(market_data),
                                           policy=policy, live_window_days=settings.calibration_live_window_days,
                                           now=datetime.now(timezone.utc), dagster_run_id=context.run.run_id)
@@ -204,14 +215,17 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
             "calibration": dg.MetadataValue.md(_metrics_md(snapshot_rows)),
             "production_bins": dg.MetadataValue.md(bins),
             "live_bins": dg.MetadataValue.md(report.live.table.round(4).to_markdown(index=False) if report.live else "_no outcomes yet_"),
-            "drift": dg.MetadataValue.json({d.feature: {"z": _finite(d.z), "psi": _finite(d.psi)} for d in report.drift}),
-            "reliability_diagram": dg.MetadataValue.url(report.diagram_uri),
-            "mlflow_run_id": report.mlflow_run_id,
+            "drift": dg.MetadataValue.json({d.feature: d.report() for d in report.drift}),
+            "reliability_diagram": figure_markdown(report.diagram, "reliability diagram: production vs live"),
+            "mlflow_run_id": report.run.run_id,
+            "mlflow_run": dg.MetadataValue.url(run_url(settings.mlflow_ui_url, report.run)),
+            "mlflow_model_version": dg.MetadataValue.url(
+                model_version_url(settings.mlflow_ui_url, mlflow.model_name, report.model_version)),
             "bin_edges": "10 equal-width bins, right-closed: [0, 0.1], (0.1, 0.2], ..., (0.9, 1] (as scikit-learn)",
         })
 
     retrain_job = dg.define_asset_job(
-        "retrain_job", selection=[signal_model.key],
+        "retrain_job", selection=[signal_model.key], tags=RETRAIN_TAGS,
         description="Refresh the training window's features, train, register and run the promotion step.",
     )
     calibration_job = dg.define_asset_job(
@@ -268,7 +282,3 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
 def _preview(computed: pd.DataFrame) -> str:
     valid = computed[computed["is_valid"]].tail(5).drop(columns=["invalid_reason", "is_valid"])
     return valid.round({c: 6 for c in valid.columns if c != "open_time"}).to_markdown(index=False)
-
-
-def _finite(value: float) -> float | None:
-    return value if pd.notna(value) and abs(value) != float("inf") else None

@@ -120,10 +120,13 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
            description="Compute entry and exit signals from the stored inference log, features and bars.")
     def collect_signals(context: dg.OpExecutionContext, mode: str,
                         database: dg.ResourceParam[DatabaseResource], market_data: dg.ResourceParam[MarketDataResource],
-                        upbit: dg.ResourceParam[UpbitExchangeResource], clock: dg.ResourceParam[Clock]) -> list[int]:
+                        upbit: dg.ResourceParam[UpbitExchangeResource],
+                        clock: dg.ResourceParam[Clock]) -> dg.Output[list[int]]:
         raw = context.op_config["up_to"]
         up_to = parse_utc_time(raw, "up_to") if raw else None
-        return executor(context, mode, database, market_data, upbit, clock).collect_signals(up_to)
+        runner = executor(context, mode, database, market_data, upbit, clock)
+        signal_ids = runner.collect_signals(up_to)
+        return dg.Output(signal_ids, metadata={"model_strategy": runner.model_strategy()})
 
     @dg.op(config_schema=NO_CONFIG, description="Risk limits: daily loss, position size, open positions, losing-streak cooldown.")
     def check_risk(context: dg.OpExecutionContext, mode: str, signal_ids: list[int], database: dg.ResourceParam[DatabaseResource],

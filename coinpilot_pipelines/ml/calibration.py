@@ -12,18 +12,36 @@ import numpy as np
 import pandas as pd
 
 
+def _checked_array(name: str, values) -> np.ndarray:  # noqa: ANN001 - an array-like
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got an array of shape {array.shape}")
+    if array.dtype.kind not in "biuf":  # strings, objects, dates: refused, never coerced
+        raise ValueError(f"{name} must hold numbers, got values of type {array.dtype}")
+    array = array.astype(np.float64)
+    missing = int(np.isnan(array).sum())
+    if missing:
+        raise ValueError(f"{name} holds {missing} NaN value(s); drop or fill them first")
+    return array
+
+
 def _checked(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - array-likes
-    truth = np.asarray(y_true, dtype=np.float64).ravel()
-    prob = np.asarray(y_prob, dtype=np.float64).ravel()
+    truth, prob = _checked_array("y_true", y_true), _checked_array("y_prob", y_prob)
     if truth.size == 0:
         raise ValueError("calibration needs at least one outcome; y_true is empty")
     if truth.shape != prob.shape:
         raise ValueError(f"y_true has {truth.size} values but y_prob has {prob.size}")
     if not np.isin(truth, (0.0, 1.0)).all():
         raise ValueError("y_true must hold binary outcomes 0/1")
-    if np.isnan(prob).any() or prob.min() < 0 or prob.max() > 1:
+    if prob.min() < 0 or prob.max() > 1:
         raise ValueError("y_prob must hold probabilities in [0, 1]")
     return truth, prob
+
+
+def _checked_bins(n_bins: int) -> int:
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    return int(n_bins)
 
 
 def _bin_ids(prob: np.ndarray, n_bins: int) -> np.ndarray:
@@ -36,6 +54,7 @@ def reliability_table(y_true, y_prob, n_bins: int = 10) -> pd.DataFrame:  # noqa
 
     Every bin is listed; an empty bin has count 0 and NaN statistics.
     """
+    n_bins = _checked_bins(n_bins)
     truth, prob = _checked(y_true, y_prob)
     ids = _bin_ids(prob, n_bins)
     count = np.bincount(ids, minlength=n_bins)

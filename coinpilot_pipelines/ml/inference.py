@@ -34,7 +34,8 @@ class InferenceOutcome:
 def champion_or_fail(registry: ModelRegistry) -> RegisteredModel:
     champion = registry.alias_version(CHAMPION)
     if champion is None:
-        raise ValueError(f"model {registry.model_name!r} has no champion yet: materialize `signal_model` first")
+        raise ValueError(f"model {registry.model_name!r} has no champion: no trained model has beaten the climatology "
+                         "baseline yet (materialize `signal_model`; its promotion_reason says why a model was not promoted)")
     return champion
 
 

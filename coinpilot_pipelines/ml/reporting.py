@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from sqlalchemy import Engine
 
-from coinpilot_pipelines.clients.mlflow_registry import ModelRegistry
+from coinpilot_pipelines.clients.mlflow_registry import LoggedRun, ModelRegistry
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.ml.calibration import (
     brier_score,
@@ -51,8 +52,8 @@ class CalibrationReport:
     live_window: tuple[datetime, datetime] | None
     drift: list[Drift] = field(default_factory=list)
     recommendation: Recommendation | None = None
-    mlflow_run_id: str = ""
-    diagram_uri: str = ""
+    run: LoggedRun | None = None
+    diagram: Figure | None = None
 
 
 def build_calibration_report(engine: Engine, registry: ModelRegistry, series_list: Sequence[SeriesKey], *,
@@ -68,17 +69,18 @@ def build_calibration_report(engine: Engine, registry: ModelRegistry, series_lis
     # Production calibration: the champion on its own held-out window, rebuilt from stored data.
     dataset = load_dataset(engine, series_list, window_start, window_end, TrainingSpec(labels=labels))
     held_out = ((dataset.times >= test_start) & (dataset.times < test_end)).to_numpy()
-    production = CalibrationSnapshot.of(dataset.target[held_out], predict_up(model, dataset.features[held_out]))
+    production = CalibrationSnapshot.of(dataset.up[held_out], predict_up(model, dataset.features[held_out]))
 
-    # Live calibration: what the champion scored and the market then did.
+    # Live calibration: what the champion scored and the market then did, on every realized bar
+    # (dead-band bars too, by their direction), as held-out evaluation counts them.
     logged = inference_log(engine, registry.model_name, champion.version)
-    realized = logged.dropna(subset=["realized_label"])
+    realized = logged.dropna(subset=["realized_return"])
     live, live_window = None, None
     if not realized.empty:
         last = pd.to_datetime(realized["open_time"], utc=True).max()
         first = last - timedelta(days=live_window_days)
         recent = realized[pd.to_datetime(realized["open_time"], utc=True) >= first]
-        live = CalibrationSnapshot.of(recent["realized_label"].astype(int).to_numpy(),
+        live = CalibrationSnapshot.of((recent["realized_return"].astype(float) > 0).to_numpy(dtype=int),
                                       recent["probability"].astype(float).to_numpy())
         live_window = (first.to_pydatetime(), last.to_pydatetime())
 
@@ -99,7 +101,7 @@ def build_calibration_report(engine: Engine, registry: ModelRegistry, series_lis
     metrics = {"production_ece": production.ece, "production_brier": production.brier}
     if live is not None:
         metrics.update({"live_ece": live.ece, "live_brier": live.brier, "ece_gap": live.ece - production.ece})
-    run_id, artifact_uri = registry.log_report_run(
+    run = registry.log_report_run(
         metrics=metrics, figures={"reliability_diagram.png": figure},
         tags={"model_version": champion.version, "dagster_run_id": dagster_run_id or "",
               "recommend_retrain": str(recommendation.retrain)},
@@ -112,9 +114,9 @@ def build_calibration_report(engine: Engine, registry: ModelRegistry, series_lis
         live_ece=live.ece if live else None, live_mce=live.mce if live else None,
         live_brier=live.brier if live else None, live_count=live.count if live else 0,
         ece_gap=(live.ece - production.ece) if live else None, ece_gap_exceeded=recommendation.gap_exceeded,
-        drift={d.feature: {"z": d.z, "psi": d.psi} for d in drift},
+        drift={d.feature: d.report() for d in drift},
         recommend_retrain=recommendation.retrain, reason=recommendation.reason,
-        mlflow_run_id=run_id, dagster_run_id=dagster_run_id,
+        mlflow_run_id=run.run_id, dagster_run_id=dagster_run_id,
     )
     return CalibrationReport(report_id, champion.version, production, live, live_window, drift, recommendation,
-                             run_id, f"{artifact_uri}/reliability_diagram.png")
+                             run, figure)

@@ -25,6 +25,7 @@ from coinpilot_pipelines.ml.labels import LabelSpec
 from coinpilot_pipelines.ml.split import SplitWindows, last_block, purged_split
 
 MODEL_KINDS = ("logistic", "gradient_boosting")
+VALIDATION_FRACTION = 0.1  # the latest share of the training rows that stops gradient boosting
 
 
 @dataclass(frozen=True)
@@ -77,27 +78,35 @@ def measure(y_true: np.ndarray, y_prob: np.ndarray) -> Metrics:
 
 @dataclass
 class Dataset:
-    """Valid feature rows joined to their labels (rows inside the dead band are left out)."""
+    """Valid feature rows joined to their labels: every bar whose forward return is known.
+
+    ``up`` is the realized direction (1 when the forward return is above zero), what a held-out
+    bar is evaluated against; ``labelled`` marks bars outside the dead band, the only ones a model
+    is trained on (there ``up`` equals the label). Inference scores every valid bar, so held-out
+    evaluation keeps the dead-band bars too.
+    """
 
     features: pd.DataFrame  # MODEL_FEATURES
-    target: np.ndarray
+    up: np.ndarray
+    labelled: np.ndarray
     times: pd.Series
     symbols: pd.Series
 
     def subset(self, mask: np.ndarray) -> Dataset:
-        return Dataset(self.features[mask].reset_index(drop=True), self.target[mask],
+        return Dataset(self.features[mask].reset_index(drop=True), self.up[mask], self.labelled[mask],
                        self.times[mask].reset_index(drop=True), self.symbols[mask].reset_index(drop=True))
 
     def __len__(self) -> int:
-        return len(self.target)
+        return len(self.up)
 
 
 def build_dataset(features: pd.DataFrame, labels: pd.DataFrame) -> Dataset:
-    """Join on (symbol, open_time); only valid feature rows with a label are kept."""
+    """Join on (symbol, open_time); valid feature rows whose forward return is known are kept."""
     joined = features[features["is_valid"]].merge(
-        labels[["symbol", "open_time", "label"]].dropna(subset=["label"]), on=["symbol", "open_time"], how="inner"
+        labels[["symbol", "open_time", "forward_return", "label"]], on=["symbol", "open_time"], how="inner"
     ).sort_values(["open_time", "symbol"], kind="stable").reset_index(drop=True)
-    return Dataset(joined[list(MODEL_FEATURES)].astype("float64"), joined["label"].astype(int).to_numpy(),
+    return Dataset(joined[list(MODEL_FEATURES)].astype("float64"),
+                   (joined["forward_return"] > 0).to_numpy(dtype=int), joined["label"].notna().to_numpy(),
                    joined["open_time"], joined["symbol"])
 
 
@@ -108,18 +117,33 @@ def split(dataset: Dataset, spec: TrainingSpec, interval: timedelta) -> tuple[Da
     return dataset.subset(train), dataset.subset(test), windows
 
 
-def fit(train: Dataset, spec: TrainingSpec) -> Pipeline:
-    if len(np.unique(train.target)) < 2:
-        raise ValueError(f"the training window holds only one class ({len(train)} labelled bars); widen it")
-    if spec.model == "logistic":
-        estimator = LogisticRegression(C=spec.regularization, max_iter=1000)
-    else:
-        estimator = HistGradientBoostingClassifier(l2_regularization=spec.regularization, max_iter=200,
-                                                   random_state=spec.random_state)
+def early_stopping_split(times: pd.Series, spec: TrainingSpec, interval: timedelta) -> tuple[np.ndarray, np.ndarray]:
+    """Masks (fit, validation): the latest ``VALIDATION_FRACTION`` of the training rows validates,
+    and fit rows whose label reaches into it are purged, as for the held-out split. A random
+    slice of overlapping labels would validate on bars whose futures the fit rows already saw."""
+    return purged_split(times, last_block(times, VALIDATION_FRACTION), horizon=interval * spec.labels.horizon_bars,
+                        embargo=timedelta(0))
+
+
+def fit(train: Dataset, spec: TrainingSpec, interval: timedelta) -> Pipeline:
+    """Fit on the training rows outside the dead band."""
+    labelled = train.subset(train.labelled)
+    if len(np.unique(labelled.up)) < 2:
+        raise ValueError(f"the training window holds only one class ({len(labelled)} labelled bars); widen it")
     # The model picks its own inputs from the full feature frame, so any two models (say a
     # champion and a challenger on other features) can score the same rows.
-    selector = ColumnTransformer([("inputs", "passthrough", list(spec.features))], remainder="drop")
-    return make_pipeline(selector, StandardScaler(), estimator).fit(train.features, train.target)
+    inputs = make_pipeline(ColumnTransformer([("inputs", "passthrough", list(spec.features))], remainder="drop"),
+                           StandardScaler())
+    if spec.model == "logistic":
+        estimator = LogisticRegression(C=spec.regularization, max_iter=1000)
+        return make_pipeline(inputs, estimator).fit(labelled.features, labelled.up)
+    fitting, validation = early_stopping_split(labelled.times, spec, interval)
+    inputs.fit(labelled.features[fitting])
+    estimator = HistGradientBoostingClassifier(l2_regularization=spec.regularization, max_iter=200, early_stopping=True,
+                                               random_state=spec.random_state)
+    estimator.fit(inputs.transform(labelled.features[fitting]), labelled.up[fitting],
+                  X_val=inputs.transform(labelled.features[validation]), y_val=labelled.up[validation])
+    return make_pipeline(inputs, estimator)
 
 
 def predict_up(model: Pipeline, features: pd.DataFrame) -> np.ndarray:

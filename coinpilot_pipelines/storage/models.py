@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Connection, Engine, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -19,20 +22,49 @@ def _insert(engine: Engine):  # noqa: ANN202 - the dialect's Insert constructor
     return pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
 
 
-def record_promotion(engine: Engine, **values: object) -> int:
+@contextmanager
+def promotion_lock(engine: Engine, model_name: str) -> Iterator[Connection]:
+    """One promotion decision of ``model_name`` at a time, across processes and machines.
+
+    Held from reading the champion to recording the decision, so every challenger is compared
+    with the champion of its moment: a PostgreSQL advisory lock for the transaction, on SQLite
+    the database write lock (``BEGIN IMMEDIATE``; readers go on under WAL). The decision is
+    recorded on the yielded connection and committed when the block ends without an error; an
+    error rolls it back and releases the lock.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            digest = hashlib.sha256(f"coinpilot-promotion:{model_name}".encode()).digest()
+            connection.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True))))
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield connection
+        connection.commit()
+
+
+def record_promotion(connection: Connection, **values: object) -> int:
     """One row per challenger version; recording the same decision again keeps the first."""
     for key in ("challenger_metrics", "champion_metrics"):
         if values.get(key) is not None and not isinstance(values[key], str):
             values[key] = json.dumps(values[key], sort_keys=True)
-    statement = _insert(engine)(promotion_events).values(**values).on_conflict_do_nothing(
+    statement = _insert(connection.engine)(promotion_events).values(**values).on_conflict_do_nothing(
         index_elements=["model_name", "challenger_version"]).returning(promotion_events.c.id)
-    with engine.begin() as connection:
-        inserted = connection.execute(statement).scalar()
-        if inserted is None:
-            inserted = connection.execute(select(promotion_events.c.id).where(
-                promotion_events.c.model_name == values["model_name"],
-                promotion_events.c.challenger_version == values["challenger_version"])).scalar_one()
+    inserted = connection.execute(statement).scalar()
+    if inserted is None:
+        inserted = connection.execute(select(promotion_events.c.id).where(
+            promotion_events.c.model_name == values["model_name"],
+            promotion_events.c.challenger_version == values["challenger_version"])).scalar_one()
     return inserted
+
+
+def latest_promotion(engine: Engine) -> dict | None:
+    """The newest promotion decision of any model, with ``champion_after`` (the champion it left)."""
+    query = select(promotion_events).order_by(promotion_events.c.id.desc()).limit(1)
+    with engine.connect() as connection:
+        row = connection.execute(query).mappings().first()
+    if row is None:
+        return None
+    return {**row, "champion_after": row["challenger_version"] if row["promoted"] else row["champion_version"]}
 
 
 def promotion_history(engine: Engine, model_name: str) -> pd.DataFrame:

@@ -162,6 +162,12 @@ promotion_events = Table(
     Column("champion_metrics", Text(), nullable=True),  # JSON
     Column("auc_gain_ci_low", Double(), nullable=True),
     Column("auc_gain_ci_high", Double(), nullable=True),
+    # The baseline gate: Brier skill against climatology and its block-bootstrap interval, and
+    # the block length both intervals used (NULL on decisions made before the gate existed).
+    Column("brier_skill", Double(), nullable=True),
+    Column("brier_skill_ci_low", Double(), nullable=True),
+    Column("brier_skill_ci_high", Double(), nullable=True),
+    Column("bootstrap_block_bars", Integer(), nullable=True),
     Column("eval_window_start", UtcTimestamp(), nullable=False),
     Column("eval_window_end", UtcTimestamp(), nullable=False),
     Column("dagster_run_id", String(64), nullable=True),
@@ -207,7 +213,7 @@ calibration_reports = Table(
     Column("live_count", Integer(), nullable=False),
     Column("ece_gap", Double(), nullable=True),
     Column("ece_gap_exceeded", Boolean(), nullable=False),  # counts toward the retrain streak
-    Column("drift", Text(), nullable=False),  # JSON per feature: z, psi
+    Column("drift", Text(), nullable=False),  # JSON per feature: z, PSI, their yardsticks, why one is missing
     Column("recommend_retrain", Boolean(), nullable=False),
     Column("reason", Text(), nullable=False),
     Column("mlflow_run_id", String(64), nullable=True),

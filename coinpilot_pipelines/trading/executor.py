@@ -24,7 +24,7 @@ from coinpilot_pipelines.clients.upbit.exchange import OrderOutcomeUnknown, Upbi
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.storage.candles import latest_open_time, read_candles
 from coinpilot_pipelines.storage.features import read_closes, read_features
-from coinpilot_pipelines.storage.models import scored_bars
+from coinpilot_pipelines.storage.models import latest_promotion, scored_bars
 from coinpilot_pipelines.storage.trading import (
     apply_fill,
     attempt_by_identifier,
@@ -64,6 +64,18 @@ FINAL_STATES = ("done", "cancel")
 STALE_SENDING = timedelta(minutes=1)  # an attempt still "sending" after this belongs to a dead run
 
 
+def model_strategy_state(latest_decision: dict | None) -> str:
+    """What the model strategy can do, and why: it enters only on bars a champion scored, and a
+    model becomes champion only by beating the climatology baseline (`ml.promotion`)."""
+    if latest_decision is None:
+        return "idle: no model has been trained yet (materialize signal_model)"
+    name, champion = latest_decision["model_name"], latest_decision["champion_after"]
+    if champion is None:
+        return (f"idle: {name} has no champion; the latest challenger, v{latest_decision['challenger_version']}, "
+                f"was not promoted ({latest_decision['reason']})")
+    return f"active: trades on the scores of {name} champion v{champion}"
+
+
 @dataclass(frozen=True)
 class ExecutorSettings:
     profile: str
@@ -96,6 +108,9 @@ class Executor:
     def __post_init__(self) -> None:
         if self.mode in ("test", "live") and self.upbit is None:
             raise ValueError(f"{self.mode} mode needs the Upbit exchange client")
+
+    def model_strategy(self) -> str:
+        return model_strategy_state(latest_promotion(self.engine))
 
     # -- 1. collect ---------------------------------------------------------------------------
     def collect_signals(self, up_to: datetime | None = None) -> list[int]:
