@@ -126,7 +126,7 @@ class ContinuitySettings:
     """The continuity scan, the live kline sensor and gap repair."""
 
     scan_days: int = 365
-    live_poll_interval_s: int = 30
+    live_poll_interval_s: int = 5
     live_tick_budget_s: float = 10.0
     live_lookback_bars: int = 5
     live_catchup_bars: int = 1440
@@ -138,7 +138,7 @@ class ContinuitySettings:
     def from_env(cls, env: Mapping[str, str]) -> ContinuitySettings:
         return cls(
             scan_days=env_number(env, "CONTINUITY_SCAN_DAYS", 365, int, low=1, high=3660),
-            live_poll_interval_s=env_number(env, "LIVE_KLINE_POLL_INTERVAL_SEC", 30, int, low=5, high=3600),
+            live_poll_interval_s=env_number(env, "LIVE_KLINE_POLL_INTERVAL_SEC", 5, int, low=1, high=3600),
             live_tick_budget_s=env_number(env, "LIVE_KLINE_TICK_BUDGET_SEC", 10.0, float, low=0.1, high=600),
             live_lookback_bars=env_number(env, "LIVE_KLINE_LOOKBACK_BARS", 5, int, low=0, high=1000),
             live_catchup_bars=env_number(env, "LIVE_KLINE_CATCHUP_BARS", 1440, int, low=1, high=100_000),
@@ -258,6 +258,7 @@ class TradingSettings:
     take_profit: Decimal = Decimal("0.01")
     stop_loss: Decimal = Decimal("0.005")
     max_holding_hours: int = 48
+    entry_ttl_bars: int = 5  # an entry not filled within this many bars of its own bar expires
     paper_notional: Decimal = Decimal("100")  # quote currency of the signal symbol
     fee_rate: Decimal = Decimal("0.0005")
     slippage: Decimal = Decimal("0.0005")
@@ -295,6 +296,7 @@ class TradingSettings:
             take_profit=_decimal(env, "PAPER_TAKE_PROFIT", "0.01", low="0", high="0.5", low_inclusive=False),
             stop_loss=_decimal(env, "PAPER_STOP_LOSS", "0.005", low="0", high="0.5", low_inclusive=False),
             max_holding_hours=env_number(env, "PAPER_MAX_HOLDING_HOURS", 48, int, low=1, high=24 * 366),
+            entry_ttl_bars=env_number(env, "ENTRY_SIGNAL_TTL_BARS", 5, int, low=1, high=10_000),
             paper_notional=_money(env, "PAPER_TRADE_NOTIONAL", "100", MAX_QUOTE_AMOUNT),
             fee_rate=_decimal(env, "PAPER_FEE_RATE", "0.0005", low="0", high="0.05"),
             slippage=_decimal(env, "PAPER_SLIPPAGE", "0.0005", low="0", high="0.05"),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import dagster as dg
 
-from coinpilot_pipelines.clock import SYSTEM_CLOCK
+from coinpilot_pipelines.clock import SYSTEM_CLOCK, Clock
 from coinpilot_pipelines.defs import build_definitions
+from coinpilot_pipelines.defs.ml import MlflowResource
 from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource, NewsFeedsResource
 from coinpilot_pipelines.news.ingest import BootstrapPolicy
 from coinpilot_pipelines.news.model import NewsFeed
@@ -28,11 +31,14 @@ def settings_for(database_url: str, emulator_url: str, **overrides: str) -> Sett
     return Settings.from_env(env)
 
 
-def market_resources(database_url: str, emulator_url: str, **client: object) -> dict[str, object]:
+def market_resources(database_url: str, emulator_url: str, *, clock: Clock = SYSTEM_CLOCK,
+                     **client: object) -> dict[str, object]:
+    """The resources of the market assets and sensors; the registry is an empty local MLflow store."""
     return {
         "database": DatabaseResource(url=database_url),
         "market_data": MarketDataResource(base_url=emulator_url, **{"max_attempts": 3, "base_delay_s": 0.01, **client}),
-        "clock": SYSTEM_CLOCK,
+        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tempfile.mkdtemp(prefix='coinpilot-mlflow-')}/mlflow.db"),
+        "clock": clock,
     }
 
 

@@ -61,7 +61,7 @@ def test_the_gate_confirms_only_a_confident_confirm_and_fails_closed(sqlite_url:
     set_signal_status(engine, signal, "approved", None)
     analyst = AnthropicAnalyst("sk-ant-test", "claude-haiku-4-5", max_retries=0,
                                http_client=httpx2.Client(transport=httpx2.MockTransport(recording)))
-    confirmed = executor(sqlite_url, "test", object(), analyst=analyst).review([signal])
+    confirmed = executor(sqlite_url, "test", object(), analyst=analyst).review()
 
     assert confirmed == ([signal] if status == "confirmed" else [])
     assert requests[0]["tool_choice"] == {"type": "tool", "name": "record_review"}
@@ -85,7 +85,7 @@ def test_without_a_key_the_review_is_skipped_and_only_shadow_mode_accepts_that(s
     signal = confirmed_entry(sqlite_url)
     engine = get_engine(sqlite_url)
     set_signal_status(engine, signal, "approved", None)
-    confirmed = executor(sqlite_url, mode, object(), analyst=None).review([signal])
+    confirmed = executor(sqlite_url, mode, object(), analyst=None).review()
     assert confirmed == ([signal] if through else [])
     (stored,) = decisions(engine).itertuples(index=False)
     assert stored.decision == "SKIPPED" and stored.model is None

@@ -109,11 +109,11 @@ def test_a_bad_guard_stops_the_code_location_from_loading(tmp_path: Path) -> Non
 def test_an_order_outside_the_size_limits_never_reaches_the_exchange(sqlite_url: str, emulator, order_krw: Decimal,
                                                                      reason: str) -> None:  # noqa: ANN001
     stored_market(sqlite_url, emulator.url, minutes=15)
-    signal = confirmed_entry(sqlite_url)
+    confirmed_entry(sqlite_url)
     before = dict(emulator.stats()["by_route"])
     with upbit_client(emulator.url) as client:
         # Settings refuse such a size at load; the executor refuses it again where orders are sent.
-        executor(sqlite_url, "live", client, settings=dataclasses.replace(SETTINGS, order_krw=order_krw)).execute([signal])
+        executor(sqlite_url, "live", client, settings=dataclasses.replace(SETTINGS, order_krw=order_krw)).execute()
     (attempt,) = attempts(get_engine(sqlite_url)).itertuples(index=False)
     assert attempt.status == "refused" and reason in attempt.error_msg
     assert emulator.stats()["by_route"].get("POST /v1/orders", 0) == before.get("POST /v1/orders", 0)

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from sqlalchemy import update
 
 from coinpilot_pipelines.defs import build_definitions, resource_values
+from coinpilot_pipelines.defs.resources import DatabaseResource
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.ml.bootstrap import BlockBootstrap
 from coinpilot_pipelines.ml.labels import LabelSpec
@@ -156,7 +157,8 @@ def test_train_register_promote_infer_calibrate_and_retrain(chain, sqlite_url: s
 
     sensor = defs.resolve_sensor_def("retrain_sensor")
     assert not report["recommend_retrain"], report["reason"]
-    quiet_tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    reports = {"database": DatabaseResource(url=sqlite_url)}  # the sensor reads the reports' own times
+    quiet_tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=reports))
     assert quiet_tick.run_requests == []
 
     # The market turns: the champion keeps saying "up" where prices fall, and calibration breaks.
@@ -171,10 +173,10 @@ def test_train_register_promote_infer_calibrate_and_retrain(chain, sqlite_url: s
     assert all(r["recommend_retrain"] for r in flagged)
     assert flagged[0]["ece_gap"] > 0.3 and "live ECE" in flagged[0]["reason"]
 
-    tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=quiet_tick.cursor))
+    tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=quiet_tick.cursor, resources=reports))
     # One run for the first flagged report; the second falls inside the cooldown.
     assert [r.run_key for r in tick.run_requests] == [f"retrain-for-calibration-report-{flagged[0]['report_id']}"]
-    again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=tick.cursor))
+    again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=tick.cursor, resources=reports))
     assert again.run_requests == []
 
 

@@ -43,11 +43,11 @@ def test_the_guard_matrix_allows_live_in_exactly_one_combination(emulator, tmp_p
     for index, flags in enumerate(itertools.product((False, True), repeat=5)):
         db = f"sqlite:///{tmp_path / f'guards-{index}.db'}"
         stored_market(db, emulator.url, minutes=15)
-        signal = confirmed_entry(db)
+        confirmed_entry(db)
         decision = resolve_mode(guards_for(flags))
         before = dict(emulator.stats()["by_route"])
         with upbit_client(emulator.url) as client:
-            executor(db, decision.mode, client if flags[4] else None).execute([signal])
+            executor(db, decision.mode, client if flags[4] else None).execute()
         after = emulator.stats()["by_route"]
         posted = {route: after.get(route, 0) - before.get(route, 0) for route in ("POST /v1/orders", "POST /v1/orders/test")}
         modes[flags] = decision.mode
@@ -96,15 +96,15 @@ def test_run_config_may_ask_for_a_safer_mode_never_a_less_safe_one() -> None:
 def test_a_timeout_after_the_exchange_accepted_is_reconciled_not_resent(pg_url: str, emulator) -> None:  # noqa: ANN001
     emulator.set_scenario({"upbit_exchange": {"accept_then_stall_s": 1.5, "stall_count": 1}})
     stored_market(pg_url, emulator.url, minutes=15)
-    signal = confirmed_entry(pg_url)
+    confirmed_entry(pg_url)
     with upbit_client(emulator.url, timeout_s=0.4) as client:
         run = executor(pg_url, "live", client)
-        run.execute([signal])  # times out; the order was created anyway
+        run.execute()  # times out; the order was created anyway
         (attempt,) = attempts(get_engine(pg_url)).itertuples(index=False)
         assert attempt.status == "accepted" and attempt.uuid  # found by its identifier right away
         assert attempt.error_msg.startswith("upbit /v1/orders paper-1-buy: no answer")
         # A re-run of the same step, and the reconcile step: still one order, now settled.
-        run.execute([signal])
+        run.execute()
         executor(pg_url, "live", client).reconcile()
     assert emulator.stats()["by_route"]["POST /v1/orders"] == 1 and emulator.stats()["upbit_orders"] == 1
     (settled,) = attempts(get_engine(pg_url)).itertuples(index=False)
@@ -119,10 +119,10 @@ def test_a_crash_between_recording_and_answer_is_settled_by_identifier(pg_url: s
     engine = get_engine(pg_url)
     # A run recorded its intent, sent the order, and died before writing the answer down.
     body = {"market": "KRW-BTC", "side": "bid", "ord_type": "price", "price": "10000", "identifier": "paper-7-buy"}
-    signal = confirmed_entry(pg_url)
+    confirmed_entry(pg_url)
     with upbit_client(emulator.url) as client:
         run = executor(pg_url, "live", client)
-        run.execute([signal])  # creates paper trade 1 and its order normally
+        run.execute()  # creates paper trade 1 and its order normally
         begin_attempt(engine, ts=datetime.now(UTC) - timedelta(minutes=5), symbol="BTCUSDT", action="buy", mode="live",
                       side="bid", ord_type="price", price=Decimal("10000"), volume=None, paper_trade_id=1,
                       identifier="paper-7-buy", request_json=json.dumps(body), status="sending")
@@ -142,7 +142,7 @@ def test_two_executors_at_once_send_one_order_per_intent(pg_url: str, emulator) 
     def run() -> None:
         with upbit_client(emulator.url) as client:
             start.wait()
-            executor(pg_url, "live", client).execute(signals)
+            executor(pg_url, "live", client).execute()
 
     with ThreadPoolExecutor(2) as pool:
         for future in [pool.submit(run), pool.submit(run)]:

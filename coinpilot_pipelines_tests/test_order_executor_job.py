@@ -11,14 +11,16 @@ import dagster as dg
 import httpx2
 import pytest
 from dagster._serdes import serialize_value
+import pandas as pd
 from sqlalchemy import select
 
 from coinpilot_pipelines.clients.anthropic_analyst import AnthropicAnalyst
+from coinpilot_pipelines.clock import SimulatedClock
 from coinpilot_pipelines.defs import build_resources, resource_values
 from coinpilot_pipelines.defs.trading import AnalystResource, build_trading_definitions
 from coinpilot_pipelines.emulator.server import Emulator
 from coinpilot_pipelines.storage.database import get_engine
-from coinpilot_pipelines.storage.schema import metadata
+from coinpilot_pipelines.storage.schema import metadata, signal_scans
 from coinpilot_pipelines.storage.trading import attempts, decisions, signals_with_status, store_signals
 from coinpilot_pipelines.trading.guards import LIVE_GUARD_PHRASE
 from coinpilot_pipelines.trading.signals import Signal
@@ -53,11 +55,14 @@ def executor_definitions(db: str, emulator_url: str) -> dg.Definitions:
     resources = build_resources(settings)
     resources["analyst"] = MockedAnalystResource(api_key=resource_values(settings)["analyst"].api_key,
                                                  model="claude-haiku-4-5")
+    # The run happens just after the stored market's last bar, whatever the wall clock says.
+    resources["clock"] = SimulatedClock(MARKET_START + timedelta(minutes=30, seconds=5))
     return dg.Definitions(jobs=trading["jobs"], sensors=trading["sensors"], resources=resources)
 
 
 def pending_entry(db: str) -> int:
-    bar = MARKET_START + timedelta(minutes=10)
+    """An entry on the market's second-to-last bar: the next bar, its fill, is stored too."""
+    bar = MARKET_START + timedelta(minutes=28)
     (signal_id,) = store_signals(get_engine(db), BTC, [
         Signal("model:BTCUSDT:enter:test", "BTCUSDT", "model", "enter", bar, "test entry", Decimal("42000"), 0.8)], bar)
     return signal_id
@@ -122,27 +127,33 @@ def test_shadow_run_records_the_mode_and_why_and_calls_no_exchange(sqlite_url: s
         {k: v for k, v in before.items() if k.startswith(("GET /v1/", "POST /v1/"))}
 
 
-def test_the_sensor_requests_one_run_per_state_of_the_data(sqlite_url: str, emulator) -> None:  # noqa: ANN001
+def test_the_sensor_scans_live_bars_and_requests_one_run_per_state_of_the_signals(sqlite_url: str, emulator) -> None:  # noqa: ANN001
     stored_market(sqlite_url, emulator.url, minutes=30)
     defs = executor_definitions(sqlite_url, emulator.url)
     sensor = defs.resolve_sensor_def("order_signal_sensor")
-    resources = resource_values(settings_for(sqlite_url, emulator.url))
+    clock = SimulatedClock(MARKET_START + timedelta(minutes=30, seconds=5))  # bar 29 just closed
+    resources = {**resource_values(settings_for(sqlite_url, emulator.url)), "clock": clock}
     instance = dg.DagsterInstance.ephemeral()
 
-    def tick(cursor: str | None = None) -> dg.SensorExecutionData:
-        return sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor, resources=resources, instance=instance))
+    def tick() -> dg.SensorExecutionData:
+        return sensor.evaluate_tick(dg.build_sensor_context(resources=resources, instance=instance))
 
-    first = tick()
-    (request,) = first.run_requests
-    assert request.run_key == "orders-20240205T0029-0"
-    assert not request.run_config  # the run reads the newest data when it starts
+    assert tick().skip_message == "no signal to carry on"
+    engine = get_engine(sqlite_url)
+    scanned = pd.read_sql(select(signal_scans), engine.connect())
+    assert scanned["bar_open_time"].max() == MARKET_START + timedelta(minutes=29)  # every bar gets its decision time
+    signal = pending_entry(sqlite_url)
+    (request,) = tick().run_requests
+    assert request.run_key.startswith("orders-20240205T0029-") and not request.run_config
     assert [r.run_key for r in tick().run_requests] == [request.run_key]  # a retried tick asks for the same run
-    assert tick(first.cursor).run_requests == []
-    stored_market(sqlite_url, emulator.url, minutes=31)
-    # While an executor run is in progress, new data waits for it: no second run piles up behind it.
+    # While an executor run is in progress, the signals wait for it: no second run piles up behind it.
     running = instance.create_run_for_job(defs.resolve_job_def("order_executor_job"),
                                           status=dg.DagsterRunStatus.STARTED)
-    waiting = tick(first.cursor)
+    waiting = tick()
     assert waiting.run_requests == [] and f"run {running.run_id[:8]} is started" in waiting.skip_message
     instance.report_run_failed(running)
-    assert [r.run_key for r in tick(first.cursor).run_requests] == ["orders-20240205T0030-0"]
+    assert [r.run_key for r in tick().run_requests] == [request.run_key]
+    # Once the data is no longer live, nothing is traded on it (and the waiting entry expires).
+    clock.advance(timedelta(hours=1))
+    assert tick().skip_message.startswith("no live data: the newest bar opened 2024-02-05 00:29 UTC")
+    assert signals_with_status(engine, ["new"])["id"].tolist() == [signal]

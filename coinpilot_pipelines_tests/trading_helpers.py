@@ -28,7 +28,7 @@ SETTINGS = ExecutorSettings(
     exit_rules=ExitRules(0.45, Decimal("0.01"), Decimal("0.005"), timedelta(hours=48)),
     limits=RiskLimits(Decimal("50"), Decimal("200"), 3, 3, timedelta(hours=24)),
     paper_notional=Decimal("100"), fee_rate=Decimal("0.0005"), slippage=Decimal("0.0005"),
-    order_krw=Decimal("10000"), max_order_krw=Decimal("50000"), market_map={}, signal_lookback_bars=60, poll_interval_s=0.01, max_polls=5,
+    order_krw=Decimal("10000"), max_order_krw=Decimal("50000"), market_map={}, signal_lookback_bars=60, entry_ttl_bars=5, poll_interval_s=0.01, max_polls=5,
 )
 
 

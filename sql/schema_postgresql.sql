@@ -219,6 +219,16 @@ CREATE TABLE risk_state (
 	CONSTRAINT pk_risk_state PRIMARY KEY (profile)
 );
 
+CREATE TABLE signal_scans (
+	exchange VARCHAR(16) NOT NULL,
+	symbol VARCHAR(32) NOT NULL,
+	interval VARCHAR(8) NOT NULL,
+	bar_open_time TIMESTAMP WITH TIME ZONE NOT NULL,
+	scanned_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	signals INTEGER NOT NULL,
+	CONSTRAINT pk_signal_scans PRIMARY KEY (exchange, symbol, interval, bar_open_time)
+);
+
 CREATE TABLE trade_signals (
 	id BIGSERIAL NOT NULL,
 	signal_key VARCHAR(128) NOT NULL,
@@ -236,6 +246,7 @@ CREATE TABLE trade_signals (
 	status VARCHAR(16) NOT NULL,
 	status_reason TEXT,
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	decided_at TIMESTAMP WITH TIME ZONE,
 	CONSTRAINT pk_trade_signals PRIMARY KEY (id),
 	CONSTRAINT ck_trade_signals_action CHECK (action IN ('enter', 'exit')),
 	CONSTRAINT ck_trade_signals_status CHECK (status IN ('new', 'approved', 'confirmed', 'rejected', 'executed', 'expired')),

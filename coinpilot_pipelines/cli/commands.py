@@ -7,19 +7,20 @@ import os
 import re
 import signal
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import click
 
 from coinpilot_pipelines.cli.demo import DEMO_DAYS, run_demo
 from coinpilot_pipelines.cli.environment import local_environment
+from coinpilot_pipelines.clock import parse_utc_time
 from coinpilot_pipelines.defs.pools import apply_pool_limits, pool_limits
 from coinpilot_pipelines.emulator.scenarios import PRESETS, load_scenario
 from coinpilot_pipelines.emulator.server import Emulator
 from coinpilot_pipelines.emulator.symbols import DEFAULT_BINANCE, DEFAULT_UPBIT, ServedSymbols
 from coinpilot_pipelines.processes import StopRequested, start_session, stop_on_signals, stop_sessions
-from coinpilot_pipelines.settings import Settings, exchange_pool_limit
+from coinpilot_pipelines.settings import Settings, exchange_pool_limit, validate_symbol
 from coinpilot_pipelines.storage.database import create_database_engine, upgrade
 
 
@@ -37,6 +38,18 @@ class IsoDate(click.ParamType):
         except ValueError as exc:
             self.fail(f"{text!r} is not a date: {exc}", param, ctx)
         return text
+
+
+class UtcTime(click.ParamType):
+    """An ISO-8601 time with its UTC offset; a bad one is refused naming the option."""
+
+    name = "ISO-TIME"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        try:
+            return parse_utc_time(str(value), "time")
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.command(help="Run the pipeline end to end on the embedded defaults against the bundled emulator.")
@@ -101,6 +114,34 @@ def emulator(host: str, port: int, scenario: str | None, symbols: str | None) ->
         server.serve_forever()
     finally:
         server.stop()
+
+
+@click.command(help="Run a live period on simulated time on the embedded defaults: backfill the history, train, "
+                    "then move one clock bar by bar while the project's sensors and schedules run as the daemon "
+                    "would run them. Prints the invariant figures at the end.")
+@click.option("--start", required=True, type=UtcTime(), help="Where the live period starts, e.g. 2023-03-20T00:00Z.")
+@click.option("--hours", required=True, type=click.IntRange(1, 24 * 7))
+@click.option("--symbols", default="BTCUSDT", show_default=True, help="Comma list of symbols.")
+@click.option("--scenario", default=None, help=f"A preset ({', '.join(PRESETS)}), a JSON object or a JSON file.")
+@click.option("--history-days", default=7, show_default=True, type=click.IntRange(1, 365),
+              help="Days backfilled (and trained on) before --start.")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the figures here.")
+def simulate(start: datetime, hours: int, symbols: str, scenario: str | None, history_days: int,
+             json_path: str | None) -> None:
+    from coinpilot_pipelines.simulation.run import Period, simulate as run_simulation
+
+    chosen = tuple(validate_symbol(s.strip(), source="--symbols") for s in symbols.split(",") if s.strip())
+    period = Period(start, hours, history_days, chosen)
+    home = Settings.from_env().home
+    click.echo(f"simulating {hours} h from {start:%Y-%m-%d %H:%M} UTC for {', '.join(chosen)} "
+               f"({history_days} days of history) in {home / 'simulation'}")
+    with click.progressbar(length=hours * 60, label="bars", file=sys.stderr) as bar:
+        figures = run_simulation(period, load_scenario(scenario), home,
+                                 progress=lambda done, _total: bar.update(done - bar.pos))
+    text = json.dumps(figures, indent=2, default=str)
+    click.echo(text)
+    if json_path:
+        Path(json_path).write_text(text + "\n")
 
 
 @click.group(help="Application database maintenance.")

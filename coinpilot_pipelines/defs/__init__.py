@@ -7,9 +7,10 @@ from typing import Any
 
 import dagster as dg
 
-from coinpilot_pipelines.clock import SYSTEM_CLOCK
+from coinpilot_pipelines.clock import SYSTEM_CLOCK, Clock
 from coinpilot_pipelines.defs.candles import build_candles_asset
 from coinpilot_pipelines.defs.continuity import build_continuity_definitions
+from coinpilot_pipelines.defs.live import build_live_sensor
 from coinpilot_pipelines.defs.ml import MlflowResource, build_ml_definitions
 from coinpilot_pipelines.defs.news import build_news_sensor, news_articles, news_dedup_stats, news_poll_job
 from coinpilot_pipelines.defs.partitions import market_partitions
@@ -33,8 +34,9 @@ def news_resource(settings: Settings, **overrides: Any) -> NewsFeedsResource:
     return NewsFeedsResource(feeds=settings.news_feeds, thresholds=settings.news_health, **overrides)
 
 
-def resource_values(settings: Settings, secrets: Secrets | None = None) -> dict[str, Any]:
-    """The resource objects every job, asset and sensor shares (sensor tests take them as they are)."""
+def resource_values(settings: Settings, secrets: Secrets | None = None, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
+    """The resource objects every job, asset and sensor shares (sensor tests take them as they are);
+    ``clock`` is real time but in a simulation."""
     secrets = Secrets.from_env() if secrets is None else secrets
     return {
         "database": DatabaseResource(url=settings.database_url),
@@ -56,29 +58,33 @@ def resource_values(settings: Settings, secrets: Secrets | None = None) -> dict[
             secret_key=secrets.upbit_secret_key,
         ),
         "analyst": AnalystResource(api_key=secrets.anthropic_api_key, model=settings.trading.analyst_model),
-        "clock": SYSTEM_CLOCK,
+        "clock": clock,
     }
 
 
-def build_resources(settings: Settings, secrets: Secrets | None = None) -> dict[str, dg.ResourceDefinition]:
+def build_resources(settings: Settings, secrets: Secrets | None = None,
+                    clock: Clock = SYSTEM_CLOCK) -> dict[str, dg.ResourceDefinition]:
     """The Definitions' resources: none of them takes run config."""
-    resources = {key: fixed_resource(value) for key, value in resource_values(settings, secrets).items()}
+    resources = {key: fixed_resource(value) for key, value in resource_values(settings, secrets, clock).items()}
     return {**resources, "io_manager": instance_storage_io_manager}
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+def build_definitions(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> dg.Definitions:
     partitions = market_partitions(settings)
+    continuity = build_continuity_definitions(settings.continuity, settings.symbols)
+    (gap_repair_job,) = [j for j in continuity["jobs"] if j.name == "gap_repair_job"]
     groups = [
-        build_continuity_definitions(settings.continuity, settings.symbols),
+        {**continuity, "sensors": [*continuity["sensors"], build_live_sensor(settings, gap_repair_job)]},
         build_ml_definitions(settings.models, partitions, settings.symbols),
         {"assets": [news_articles, news_dedup_stats], "jobs": [news_poll_job], "schedules": [],
          "sensors": [build_news_sensor(settings.news_poll_interval_s)]},
-        build_trading_definitions(settings.trading, settings.models.inference_threshold, settings.symbols),
+        build_trading_definitions(settings.trading, settings.models.inference_threshold, settings.symbols,
+                                  scan_interval_s=settings.continuity.live_poll_interval_s),
     ]
     return dg.Definitions(
         assets=[build_candles_asset(partitions), *(a for g in groups for a in g["assets"])],
         jobs=[j for g in groups for j in g["jobs"]],
         schedules=[s for g in groups for s in g["schedules"]],
         sensors=[s for g in groups for s in g["sensors"]],
-        resources=build_resources(settings),
+        resources=build_resources(settings, clock=clock),
     )

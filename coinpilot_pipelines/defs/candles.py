@@ -146,7 +146,7 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
         windows = windows_by_symbol(partitions, context.partition_keys)
         reports: list[IngestReport] = []
         registered = 0
-        client = market_data.client(engine)
+        client = market_data.client(engine, clock)
         try:
             for symbol, spans in windows.items():
                 for start, end in spans:

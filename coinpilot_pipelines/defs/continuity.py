@@ -1,4 +1,4 @@
-"""Continuity in Dagster: the `gap_segments` asset (the 365-day scan), gap repair, live klines.
+"""Continuity in Dagster: the `gap_segments` asset (the 365-day scan) and gap repair.
 
 When things run lives here; how gaps are found, merged and repaired lives in `market/` and
 `storage/`.
@@ -15,7 +15,6 @@ from coinpilot_pipelines.clock import Clock
 from coinpilot_pipelines.defs.pools import EXCHANGE_POOL
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.defs.runs import describe, runs_in_progress
-from coinpilot_pipelines.market.live import LeftBehind, LiveCursor, LivePolicy, poll_live_bars
 from coinpilot_pipelines.market.repair import RepairOutcome, RepairPolicy, repair_segment
 from coinpilot_pipelines.settings import ContinuitySettings
 from coinpilot_pipelines.storage.continuity import scan_continuity
@@ -45,13 +44,6 @@ def _percentile(values: list[float], q: float) -> float | None:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
-def _left_behind_metadata(behind: LeftBehind | None) -> dict:
-    if behind is None:
-        return {}
-    return {"behind_bars_left_to_backfill": behind.bars,
-            "store_ended_at": dg.MetadataValue.timestamp(behind.newest_stored)}
 
 
 def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[str, ...]) -> dict[str, list]:
@@ -147,7 +139,7 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         segment = get_segment(engine, segment_id)
         policy = RepairPolicy(empty_attempts=settings.repair_empty_attempts,
                               empty_spacing=timedelta(seconds=settings.repair_empty_spacing_s))
-        client = market_data.client(engine)
+        client = market_data.client(engine, clock)
         try:
             outcome = repair_segment(client, engine, segment, policy, clock.now(),
                                      run_id=context.run.run_id)
@@ -179,57 +171,6 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
     @dg.job(name="gap_repair_job", description="Repair due gap segments, several at a time within the exchange pool.")
     def gap_repair_job():
         summarize_gap_repairs(claim_gap_segments().map(repair_gap_segment).collect())
-
-    live_policy = LivePolicy(lookback_bars=settings.live_lookback_bars, max_catchup_bars=settings.live_catchup_bars,
-                             budget_s=settings.live_tick_budget_s)
-
-    @dg.sensor(
-        name="live_kline_sensor",
-        job=gap_repair_job,
-        minimum_interval_seconds=settings.live_poll_interval_s,
-        default_status=dg.DefaultSensorStatus.STOPPED,
-        description="Stores the bars closed since its cursor, reports them as candles materializations, "
-        "registers holes as stream gap segments and starts gap_repair_job for each.",
-    )
-    def live_kline_sensor(context: dg.SensorEvaluationContext, database: dg.ResourceParam[DatabaseResource],
-                          market_data: dg.ResourceParam[MarketDataResource],
-                          clock: dg.ResourceParam[Clock]) -> dg.SensorResult:
-        # A tick reports new bars as materialization events on today's partitions instead of
-        # launching a run: a run every 30 s per symbol would bury the run history for nothing.
-        engine = database.engine()
-        client = market_data.client(engine)
-        try:
-            tick = poll_live_bars(client, engine, [market_data.series(s) for s in symbols],
-                                  LiveCursor.from_json(context.cursor), clock.now(), live_policy)
-        finally:
-            client.close()
-        behind = {b.symbol: b for b in tick.left_behind}
-        for b in tick.left_behind:
-            context.log.warning(
-                f"{b.symbol}: the store ends at {b.newest_stored:%Y-%m-%d %H:%M} UTC, {b.bars} bars before the "
-                f"last {live_policy.max_catchup_bars} this sensor catches up; backfill the missing partitions")
-        events = [
-            dg.AssetMaterialization(
-                asset_key="candles",
-                partition=f"{report.window_end.date().isoformat()}|{report.series.symbol}",
-                metadata={"source": "live_kline_sensor", "rows_inserted": report.counts.inserted,
-                          "rows_updated": report.counts.updated, "rows_rejected": report.rejected,
-                          "last_open_time": dg.MetadataValue.timestamp(report.last_open_time),
-                          **_left_behind_metadata(behind.get(report.series.symbol))},
-            )
-            for report in tick.reports if report.counts.inserted or report.counts.updated
-        ]
-        requests = [
-            dg.RunRequest(
-                run_key=f"gap-segment-{new.segment_id}",
-                run_config={"ops": {"claim_gap_segments": {"config": {"segment_ids": [new.segment_id]}}}},
-                tags={"coinpilot/symbol": new.symbol, "coinpilot/gap_source": "stream"},
-            )
-            for new in tick.new_gaps
-        ]
-        if tick.deferred:
-            context.log.info(f"time budget used up; {tick.deferred} continue next tick")
-        return dg.SensorResult(run_requests=requests, asset_events=events, cursor=tick.cursor.to_json())
 
     @dg.sensor(
         name="gap_repair_sensor",
@@ -265,5 +206,5 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         "assets": [gap_segments],
         "jobs": [continuity_scan_job, gap_repair_job],
         "schedules": [continuity_scan_schedule],
-        "sensors": [live_kline_sensor, gap_repair_sensor],
+        "sensors": [gap_repair_sensor],
     }

@@ -3,13 +3,14 @@
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from coinpilot_pipelines.clients.mlflow_registry import ModelRegistry, model_version_url, run_url
+from coinpilot_pipelines.clients.mlflow_registry import CHAMPION, ModelRegistry, model_version_url, run_url
+from coinpilot_pipelines.clock import Clock
 from coinpilot_pipelines.defs.images import figure_markdown
 from coinpilot_pipelines.defs.partitions import windows_by_symbol
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
@@ -17,7 +18,7 @@ from coinpilot_pipelines.features.candle_features import FEATURE_SET_VERSION, MO
 from coinpilot_pipelines.features.schema import feature_contract_failures
 from coinpilot_pipelines.features.service import refresh_features
 from coinpilot_pipelines.ml.bootstrap import BlockBootstrap
-from coinpilot_pipelines.ml.inference import score_and_realize
+from coinpilot_pipelines.ml.inference import NO_CHAMPION, ChampionCache, score_and_realize
 from coinpilot_pipelines.ml.labels import LabelSpec
 from coinpilot_pipelines.ml.monitoring import RetrainPolicy
 from coinpilot_pipelines.ml.pipeline import train_and_register
@@ -25,11 +26,14 @@ from coinpilot_pipelines.ml.promotion import PromotionPolicy
 from coinpilot_pipelines.ml.reporting import build_calibration_report
 from coinpilot_pipelines.ml.training import MODEL_KINDS, TrainingSpec
 from coinpilot_pipelines.settings import ModelSettings
+from coinpilot_pipelines.storage.models import reports_since
 
 FEATURES_CHECK = "features_contract"
 # One retrain at a time where the run queue applies tag limits; the promotion step also takes a
 # database lock, since in-process runs (the demo) bypass the queue.
 RETRAIN_TAGS = {"coinpilot/exclusive": "retrain"}
+# The champion each long-lived process (a code server) scores with, loaded once per version.
+CHAMPIONS = ChampionCache()
 
 
 @dataclass(frozen=True)
@@ -68,10 +72,10 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
         check_specs=[dg.AssetCheckSpec(FEATURES_CHECK, asset="features", blocking=True,
                                        description="The computed features honour the pandera FeatureModel.")],
     )
-    def features(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
+    def features(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource], clock: dg.ResourceParam[Clock],
                  market_data: dg.ResourceParam[MarketDataResource]) -> dg.MaterializeResult:
         engine = database.engine()
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         runs = []
         for symbol, spans in windows_by_symbol(partitions, context.partition_keys).items():
             for start, end in spans:
@@ -114,7 +118,7 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
         "MLflow as `challenger`, and promoted to `champion` only if it beats climatology and the champion "
         "on the same held-out window, under block-bootstrap intervals.",
     )
-    def signal_model(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
+    def signal_model(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource], clock: dg.ResourceParam[Clock],
                      market_data: dg.ResourceParam[MarketDataResource], mlflow: dg.ResourceParam[MlflowResource]) -> dg.MaterializeResult:
         config = context.op_execution_context.op_config
         spec = TrainingSpec(
@@ -126,7 +130,7 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
                                  settings.promote_max_ece_degrade, BlockBootstrap(settings.bootstrap_block_bars))
         registry = mlflow.registry()
         outcome = train_and_register(database.engine(), registry, series_list(market_data), spec, policy,
-                                     now=datetime.now(timezone.utc), dagster_run_id=context.run.run_id,
+                                     now=clock.now(), dagster_run_id=context.run.run_id,
                                      log=context.log.info)
         decision = outcome.decision
         context.log.info(f"version {outcome.version}: {decision.reason}")
@@ -169,10 +173,15 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
         "outcomes are filled in once the horizon has passed.",
     )
     def inference_log(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
-                      market_data: dg.ResourceParam[MarketDataResource], mlflow: dg.ResourceParam[MlflowResource]) -> dg.MaterializeResult:
+                      market_data: dg.ResourceParam[MarketDataResource], mlflow: dg.ResourceParam[MlflowResource],
+                      clock: dg.ResourceParam[Clock]) -> dg.MaterializeResult:
         outcome = score_and_realize(database.engine(), mlflow.registry(), series_list(market_data),
                                     threshold=settings.inference_threshold, lookback_bars=settings.inference_lookback_bars,
-                                    now=datetime.now(timezone.utc))
+                                    now=clock.now(), champions=CHAMPIONS)
+        if outcome.model_version is None:
+            context.log.warning(f"nothing scored: {NO_CHAMPION}")
+            return dg.MaterializeResult(metadata={"model_version": "", "scored": 0, "realized": 0,
+                                                  "why": f"nothing scored: {NO_CHAMPION}"})
         latest = pd.DataFrame(outcome.latest)
         context.log.info(f"model v{outcome.model_version}: {outcome.scored} scored, {outcome.realized} realized")
         return dg.MaterializeResult(metadata={
@@ -193,12 +202,18 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
         "drift, and whether to retrain.",
     )
     def calibration_report(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
-                           market_data: dg.ResourceParam[MarketDataResource], mlflow: dg.ResourceParam[MlflowResource]) -> dg.MaterializeResult:
+                           market_data: dg.ResourceParam[MarketDataResource], mlflow: dg.ResourceParam[MlflowResource],
+                           clock: dg.ResourceParam[Clock]) -> dg.MaterializeResult:
+        registry = mlflow.registry()
+        if registry.alias_version(CHAMPION) is None:
+            context.log.warning(f"no calibration report: {NO_CHAMPION}")
+            return dg.MaterializeResult(metadata={"recommend_retrain": False, "reason": f"no champion to calibrate: "
+                                                                                        f"{NO_CHAMPION}"})
         policy = RetrainPolicy(settings.retrain_ece_gap_abs, settings.retrain_ece_gap_rel, settings.retrain_ece_streak,
                                settings.drift_z_threshold, settings.drift_features, settings.drift_psi_threshold)
-        report = build_calibration_report(database.engine(), mlflow.registry(), series_list(market_data),
+        report = build_calibration_report(database.engine(), registry, series_list(market_data),
                                           policy=policy, live_window_days=settings.calibration_live_window_days,
-                                          now=datetime.now(timezone.utc), dagster_run_id=context.run.run_id)
+                                          now=clock.now(), dagster_run_id=context.run.run_id)
         context.log.info(f"report {report.report_id}: {report.recommendation.reason}")
         snapshot_rows = {"production (held-out)": {k: getattr(report.production, k) for k in ("ece", "mce", "brier", "count")}}
         if report.live is not None:
@@ -232,11 +247,14 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
         "calibration_job", selection=[inference_log.key, calibration_report.key],
         description="Score new bars with the champion, fill realized outcomes, and write a calibration report.",
     )
+    # Both run by default: the monitoring half of the loop (scores -> report -> retrain_sensor ->
+    # retrain_job -> promotion) needs no person.
     retrain_schedule = dg.ScheduleDefinition(
-        name="retrain_schedule", job=retrain_job, cron_schedule=settings.retrain_cron, execution_timezone="UTC")
+        name="retrain_schedule", job=retrain_job, cron_schedule=settings.retrain_cron, execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING)
     calibration_schedule = dg.ScheduleDefinition(
         name="calibration_schedule", job=calibration_job, cron_schedule=settings.calibration_cron,
-        execution_timezone="UTC")
+        execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
 
     @dg.sensor(
         name="retrain_sensor",
@@ -246,28 +264,26 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
         description="Starts retrain_job once per calibration report that recommends it, at most once per "
         "cooldown, so a flapping report cannot start a retrain storm.",
     )
-    def retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        cursor = json.loads(context.cursor) if context.cursor else {"after": None, "last_request_at": None}
-        records = context.instance.fetch_materializations(
-            dg.AssetKey("calibration_report"), limit=100, cursor=cursor["after"], ascending=True)
-        requests, skipped = [], []
-        last_request = datetime.fromisoformat(cursor["last_request_at"]) if cursor["last_request_at"] else None
-        for record in records.records:
-            metadata = record.asset_materialization.metadata
-            if not metadata.get("recommend_retrain") or not metadata["recommend_retrain"].value:
+    def retrain_sensor(context: dg.SensorEvaluationContext,
+                       database: dg.ResourceParam[DatabaseResource]) -> dg.SensorResult:
+        # The cooldown is measured on the reports' own times (the project's clock), never on Dagster's
+        # event timestamps, which are wall-clock time even in a simulation.
+        cursor = json.loads(context.cursor) if context.cursor else {"after_id": 0, "last_requested_at": None}
+        last = datetime.fromisoformat(cursor["last_requested_at"]) if cursor["last_requested_at"] else None
+        requests, skipped, after_id = [], [], cursor["after_id"]
+        for report in reports_since(database.engine(), after_id):
+            after_id = report.id
+            if not report.recommend_retrain:
                 continue
-            report_id = metadata["report_id"].value
-            reported_at = datetime.fromtimestamp(record.timestamp, tz=timezone.utc)
-            if last_request and reported_at - last_request < timedelta(seconds=settings.retrain_cooldown_s):
-                skipped.append(report_id)
+            if last is not None and report.created_at - last < timedelta(seconds=settings.retrain_cooldown_s):
+                skipped.append(report.id)
                 continue
-            last_request = reported_at
-            requests.append(dg.RunRequest(run_key=f"retrain-for-calibration-report-{report_id}",
-                                          tags={"coinpilot/calibration_report": str(report_id)}))
-        new_cursor = json.dumps({"after": records.cursor if records.records else cursor["after"],
-                                 "last_request_at": last_request.isoformat() if last_request else None})
+            last = report.created_at
+            requests.append(dg.RunRequest(run_key=f"retrain-for-calibration-report-{report.id}",
+                                          tags={"coinpilot/calibration_report": str(report.id)}))
         if skipped:
             context.log.info(f"reports {skipped} recommend retraining inside the cooldown; not retraining again")
+        new_cursor = json.dumps({"after_id": after_id, "last_requested_at": last.isoformat() if last else None})
         return dg.SensorResult(run_requests=requests, cursor=new_cursor,
                                skip_reason=None if requests else "no new report recommends retraining")
 

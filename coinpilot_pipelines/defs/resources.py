@@ -20,6 +20,7 @@ from coinpilot_pipelines.clients.binance import BinanceSpotClient
 from coinpilot_pipelines.clients.http import RetryPolicy
 from coinpilot_pipelines.clients.rss import DEFAULT_MAX_BYTES, RssClient
 from coinpilot_pipelines.clients.upbit import UpbitQuotationClient
+from coinpilot_pipelines.clock import SYSTEM_CLOCK, Clock
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.market.ingest import MarketDataClient
 from coinpilot_pipelines.market.intervals import Interval
@@ -53,13 +54,15 @@ class MarketDataResource:
     timeout_s: float = 20.0
     chunk_rows: int = 50_000  # bars written per transaction: a killed run resumes from the last chunk
 
-    def client(self, engine: Engine | None = None) -> MarketDataClient:
-        """A client; given the application database, its rate-limit pauses are shared by every run."""
+    def client(self, engine: Engine | None = None, clock: Clock = SYSTEM_CLOCK) -> MarketDataClient:
+        """A client; given the application database, its rate-limit pauses are shared by every run.
+        ``clock`` says which bars have closed."""
         policy = RetryPolicy(max_attempts=self.max_attempts, base_delay_s=self.base_delay_s, timeout_s=self.timeout_s)
         shared = DatabasePause(engine, self.exchange) if engine is not None else None
         if self.exchange == "upbit":
-            return UpbitQuotationClient(self.base_url, policy=policy, shared_pause=shared)
-        return BinanceSpotClient(self.base_url, policy=policy, max_in_flight=self.max_in_flight, shared_pause=shared)
+            return UpbitQuotationClient(self.base_url, policy=policy, shared_pause=shared, now=clock.now)
+        return BinanceSpotClient(self.base_url, policy=policy, max_in_flight=self.max_in_flight, shared_pause=shared,
+                                 now=clock.now)
 
     def series(self, symbol: str) -> SeriesKey:
         return SeriesKey(self.exchange, symbol, Interval.parse(self.interval))

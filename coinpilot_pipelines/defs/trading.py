@@ -1,12 +1,11 @@
 """The guarded order executor in Dagster: an op job and the sensor that starts it."""
 
-import json
+import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 
 import dagster as dg
-from sqlalchemy import func, select
 
 from coinpilot_pipelines.clients.anthropic_analyst import AnthropicAnalyst
 from coinpilot_pipelines.clients.http import RetryPolicy
@@ -17,7 +16,6 @@ from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, Mark
 from coinpilot_pipelines.defs.runs import describe, runs_in_progress
 from coinpilot_pipelines.settings import TradingSettings, live_guards
 from coinpilot_pipelines.storage.candles import latest_open_time
-from coinpilot_pipelines.storage.schema import model_inference_log
 from coinpilot_pipelines.trading.executor import Executor, ExecutorSettings
 from coinpilot_pipelines.trading.guards import GuardInputs, resolve_mode
 from coinpilot_pipelines.trading.risk import RiskLimits
@@ -88,18 +86,21 @@ def executor_settings(settings: TradingSettings, entry_threshold: float) -> Exec
                           settings.losing_streak, timedelta(hours=settings.cooldown_hours)),
         paper_notional=settings.paper_notional, fee_rate=settings.fee_rate, slippage=settings.slippage,
         order_krw=settings.order_krw, max_order_krw=settings.max_order_krw, market_map=dict(settings.market_map),
-        signal_lookback_bars=60,
+        signal_lookback_bars=60, entry_ttl_bars=settings.entry_ttl_bars,
         poll_interval_s=settings.order_poll_interval_s, max_polls=settings.order_max_polls,
     )
 
 
-def build_trading_definitions(settings: TradingSettings, entry_threshold: float, symbols: tuple[str, ...]) -> dict[str, list]:
+def build_trading_definitions(settings: TradingSettings, entry_threshold: float, symbols: tuple[str, ...],
+                              scan_interval_s: int = 5) -> dict[str, list]:
+    exec_settings = executor_settings(settings, entry_threshold)
+
     def executor(context: dg.OpExecutionContext, mode: str, database: DatabaseResource,
                  market_data: MarketDataResource, upbit: UpbitExchangeResource, clock: Clock,
                  analyst: AnalystResource | None = None) -> Executor:
         return Executor(
             engine=database.engine(), series_list=[market_data.series(s) for s in symbols],
-            settings=executor_settings(settings, entry_threshold), mode=mode,
+            settings=exec_settings, mode=mode,
             upbit=upbit.client() if mode in ("test", "live") else None,
             analyst=analyst.analyst() if analyst is not None else None,
             now=clock.now, log=context.log.info,
@@ -132,19 +133,19 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
     def check_risk(context: dg.OpExecutionContext, mode: str, signal_ids: list[int], database: dg.ResourceParam[DatabaseResource],
                    market_data: dg.ResourceParam[MarketDataResource], upbit: dg.ResourceParam[UpbitExchangeResource],
                    clock: dg.ResourceParam[Clock]) -> list[int]:
-        return executor(context, mode, database, market_data, upbit, clock).apply_risk(signal_ids)
+        return executor(context, mode, database, market_data, upbit, clock).apply_risk()
 
     @dg.op(config_schema=NO_CONFIG, description="The AI analyst reviews each entry; any failure is a REJECT.")
     def review_signals(context: dg.OpExecutionContext, mode: str, signal_ids: list[int], database: dg.ResourceParam[DatabaseResource],
                        market_data: dg.ResourceParam[MarketDataResource], upbit: dg.ResourceParam[UpbitExchangeResource],
                        analyst: dg.ResourceParam[AnalystResource], clock: dg.ResourceParam[Clock]) -> list[int]:
-        return executor(context, mode, database, market_data, upbit, clock, analyst).review(signal_ids)
+        return executor(context, mode, database, market_data, upbit, clock, analyst).review()
 
     @dg.op(pool=ORDER_POOL, config_schema=NO_CONFIG, description="Fill on paper at the next open; record and send each order once.")
     def execute_signals(context: dg.OpExecutionContext, mode: str, signal_ids: list[int], database: dg.ResourceParam[DatabaseResource],
                         market_data: dg.ResourceParam[MarketDataResource], upbit: dg.ResourceParam[UpbitExchangeResource],
                         clock: dg.ResourceParam[Clock]) -> list[int]:
-        return executor(context, mode, database, market_data, upbit, clock).execute(signal_ids)
+        return executor(context, mode, database, market_data, upbit, clock).execute()
 
     @dg.op(pool=ORDER_POOL, config_schema=NO_CONFIG, description="Look up unanswered orders by identifier and poll live orders to a final state.")
     def reconcile_orders(context: dg.OpExecutionContext, mode: str, attempt_ids: list[int], database: dg.ResourceParam[DatabaseResource],
@@ -163,29 +164,42 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
         confirmed = review_signals(mode, check_risk(mode, signals))
         reconcile_orders(mode, execute_signals(mode, confirmed))
 
-    @dg.sensor(name="order_signal_sensor", job=order_executor_job, minimum_interval_seconds=60,
-               default_status=dg.DefaultSensorStatus.STOPPED,
-               description="Starts order_executor_job when new bars or new model scores arrive, unless an "
-                           "executor run is already queued or running.")
+    @dg.sensor(name="order_signal_sensor", job=order_executor_job, minimum_interval_seconds=scan_interval_s,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Scans each new bar for entry and exit signals (from the stored scores, features and "
+                           "bars) and starts order_executor_job when a signal is to be carried on, unless an "
+                           "executor run is already queued or running. Acts on live data only.")
     def order_signal_sensor(context: dg.SensorEvaluationContext, database: dg.ResourceParam[DatabaseResource],
-                            market_data: dg.ResourceParam[MarketDataResource]) -> dg.SensorResult:
+                            market_data: dg.ResourceParam[MarketDataResource],
+                            clock: dg.ResourceParam[Clock]) -> dg.SensorResult:
         engine = database.engine()
-        newest = [t for t in (latest_open_time(engine, market_data.series(s)) for s in symbols) if t is not None]
-        with engine.connect() as connection:
-            last_scored = connection.execute(select(func.max(model_inference_log.c.id))).scalar() or 0
+        now = clock.now()
+        newest = {s: t for s in symbols if (t := latest_open_time(engine, market_data.series(s))) is not None}
         if not newest:
             return dg.SensorResult(skip_reason="no candles stored yet")
-        marker = {"up_to": max(newest).isoformat(), "last_scored": last_scored}
-        if context.cursor and json.loads(context.cursor) == marker:
-            return dg.SensorResult(skip_reason="no new bars or scores since the last run")
+        # A bar older than an entry's time-to-live can no longer be traded on: the scan follows live data
+        # (a replay of history passes `up_to` to the job instead).
+        interval = market_data.series(symbols[0]).interval.delta
+        live = [s for s, t in newest.items() if now - (t + interval) <= interval * exec_settings.entry_ttl_bars]
+        if not live:
+            latest = max(newest.values())
+            return dg.SensorResult(skip_reason=f"no live data: the newest bar opened {latest:%Y-%m-%d %H:%M} UTC; "
+                                               "turn on live_kline_sensor")
+        scan = Executor(engine=engine, series_list=[market_data.series(s) for s in live], settings=exec_settings,
+                        mode="shadow", now=clock.now, log=context.log.info)
+        pending = scan.collect_signals()
+        if not pending:
+            return dg.SensorResult(skip_reason="no signal to carry on")
         # One at a time, and no pile-up behind it: the next run starts once this one ended, and
-        # reads the newest data when it starts (the cursor stays, so that data still starts it).
-        pending = runs_in_progress(context.instance, order_executor_job.name, limit=1)
-        if pending:
-            return dg.SensorResult(skip_reason=f"{describe(pending[0])}; new data waits for the next run")
-        # The key is the data that started the run: a re-evaluated tick cannot start it twice.
-        key = f"orders-{max(newest):%Y%m%dT%H%M}-{last_scored}"
-        return dg.SensorResult(run_requests=[dg.RunRequest(run_key=key)], cursor=json.dumps(marker))
+        # carries on every signal still pending when it starts.
+        running = runs_in_progress(context.instance, order_executor_job.name, limit=1)
+        if running:
+            return dg.SensorResult(skip_reason=f"{describe(running[0])}; the signals wait for the next run")
+        # The key is the data and the signals that started the run: a re-evaluated tick cannot start it
+        # twice, and a signal waiting for its fill bar starts one run per new bar, not one per tick.
+        digest = hashlib.sha1(",".join(map(str, sorted(pending))).encode()).hexdigest()[:12]
+        key = f"orders-{max(newest[s] for s in live):%Y%m%dT%H%M}-{digest}"
+        return dg.SensorResult(run_requests=[dg.RunRequest(run_key=key, tags={"coinpilot/signals": str(len(pending))})])
 
     return {"assets": [], "jobs": [order_executor_job], "schedules": [], "sensors": [order_signal_sensor]}
 

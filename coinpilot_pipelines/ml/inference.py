@@ -8,34 +8,48 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
 
 from coinpilot_pipelines.clients.mlflow_registry import CHAMPION, ModelRegistry, RegisteredModel
 from coinpilot_pipelines.features.candle_features import FEATURE_SET_VERSION
-from coinpilot_pipelines.features.service import refresh_features
+from coinpilot_pipelines.features.service import FeatureRun, refresh_features
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.ml.labels import LabelSpec, direction_labels
 from coinpilot_pipelines.ml.training import predict_up
 from coinpilot_pipelines.storage.candles import latest_open_time
-from coinpilot_pipelines.storage.features import read_closes, read_features
+from coinpilot_pipelines.storage.features import first_bar_without_features, read_closes, read_features
 from coinpilot_pipelines.storage.models import log_inference, scored_times, set_realized, unrealized
 
 
 @dataclass
 class InferenceOutcome:
-    model_version: str
+    model_version: str | None  # None: there is no champion, nothing was scored
     scored: int = 0
     realized: int = 0
     latest: list[dict] = field(default_factory=list)  # the newest score per symbol
 
 
+@dataclass(frozen=True)
+class Champion:
+    """The model behind the registry's champion alias, loaded, with the labels it was trained on."""
+
+    version: str
+    run_id: str
+    model: Any  # a fitted scikit-learn pipeline
+    labels: LabelSpec
+
+
+NO_CHAMPION = ("no trained model has beaten the climatology baseline yet (materialize `signal_model`; its "
+               "promotion_reason says why a model was not promoted)")
+
+
 def champion_or_fail(registry: ModelRegistry) -> RegisteredModel:
     champion = registry.alias_version(CHAMPION)
     if champion is None:
-        raise ValueError(f"model {registry.model_name!r} has no champion: no trained model has beaten the climatology "
-                         "baseline yet (materialize `signal_model`; its promotion_reason says why a model was not promoted)")
+        raise ValueError(f"model {registry.model_name!r} has no champion: {NO_CHAMPION}")
     return champion
 
 
@@ -44,11 +58,55 @@ def label_spec_of(registry: ModelRegistry, champion: RegisteredModel) -> LabelSp
     return LabelSpec(int(params["label_horizon_bars"]), float(params["label_dead_band"]))
 
 
+class ChampionCache:
+    """The champion, loaded once per version: a code server scores every new bar for days, and
+    loading a model takes about a second. Each look asks the registry which version is champion."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, str, str], Champion] = {}
+
+    def current(self, registry: ModelRegistry) -> Champion | None:
+        found = registry.alias_version(CHAMPION)
+        if found is None:
+            return None
+        key = (registry.tracking_uri, registry.model_name, found.version)
+        if key not in self._loaded:
+            self._loaded = {key: Champion(found.version, found.run_id, registry.load(found.version),
+                                          label_spec_of(registry, found))}
+        return self._loaded[key]
+
+
+def score_series(engine: Engine, champion: Champion, model_name: str, series: SeriesKey, start: datetime,
+                 end: datetime, *, threshold: float, now: datetime) -> tuple[int, dict | None]:
+    """Score the valid feature rows in ``[start, end)`` the champion has not scored yet; the number
+    scored and the newest score."""
+    features = read_features(engine, [series], start, end, valid_only=True)
+    done = scored_times(engine, series, model_name, champion.version, start)
+    fresh = features[~features["open_time"].isin(done)]
+    if fresh.empty:
+        return 0, None
+    probabilities = predict_up(champion.model, fresh)
+    scored = log_inference(engine, [
+        {"exchange": series.exchange, "symbol": series.symbol, "interval": series.interval.code,
+         "open_time": t.to_pydatetime(), "model_name": model_name, "model_version": champion.version,
+         "feature_set_version": FEATURE_SET_VERSION, "probability": float(p), "threshold": threshold,
+         "decision": "long" if p >= threshold else "flat", "horizon_bars": champion.labels.horizon_bars,
+         "scored_at": now}
+        for t, p in zip(fresh["open_time"], probabilities, strict=True)
+    ])
+    latest = {"symbol": series.symbol, "open_time": fresh["open_time"].iloc[-1], "probability": float(probabilities[-1]),
+              "decision": "long" if probabilities[-1] >= threshold else "flat"}
+    return scored, latest
+
+
 def score_and_realize(engine: Engine, registry: ModelRegistry, series_list: Sequence[SeriesKey], *,
-                      threshold: float, lookback_bars: int, now: datetime) -> InferenceOutcome:
-    champion = champion_or_fail(registry)
-    model = registry.load(champion.version)
-    labels = label_spec_of(registry, champion)
+                      threshold: float, lookback_bars: int, now: datetime,
+                      champions: ChampionCache | None = None) -> InferenceOutcome:
+    """Refresh the features of the newest ``lookback_bars`` per series, score what the champion has not
+    scored, and fill in the outcomes whose horizon has passed. Without a champion, nothing is scored."""
+    champion = (champions or ChampionCache()).current(registry)
+    if champion is None:
+        return InferenceOutcome(None)
     outcome = InferenceOutcome(champion.version)
     for series in series_list:
         newest = latest_open_time(engine, series)
@@ -57,27 +115,16 @@ def score_and_realize(engine: Engine, registry: ModelRegistry, series_list: Sequ
         end = newest + series.interval.delta
         start = end - series.interval.delta * lookback_bars
         refresh_features(engine, series, start, end, now=now)
-        features = read_features(engine, [series], start, end, valid_only=True)
-        done = scored_times(engine, series, registry.model_name, champion.version, start)
-        fresh = features[~features["open_time"].isin(done)]
-        if not fresh.empty:
-            probabilities = predict_up(model, fresh)
-            outcome.scored += log_inference(engine, [
-                {"exchange": series.exchange, "symbol": series.symbol, "interval": series.interval.code,
-                 "open_time": t.to_pydatetime(), "model_name": registry.model_name, "model_version": champion.version,
-                 "feature_set_version": FEATURE_SET_VERSION, "probability": float(p), "threshold": threshold,
-                 "decision": "long" if p >= threshold else "flat", "horizon_bars": labels.horizon_bars,
-                 "scored_at": now}
-                for t, p in zip(fresh["open_time"], probabilities, strict=True)
-            ])
-            outcome.latest.append({"symbol": series.symbol, "open_time": fresh["open_time"].iloc[-1],
-                                   "probability": float(probabilities[-1]),
-                                   "decision": "long" if probabilities[-1] >= threshold else "flat"})
-        outcome.realized += _realize(engine, series, labels, now)
+        scored, latest = score_series(engine, champion, registry.model_name, series, start, end,
+                                      threshold=threshold, now=now)
+        outcome.scored += scored
+        if latest is not None:
+            outcome.latest.append(latest)
+        outcome.realized += realize(engine, series, champion.labels, now)
     return outcome
 
 
-def _realize(engine: Engine, series: SeriesKey, labels: LabelSpec, now: datetime) -> int:
+def realize(engine: Engine, series: SeriesKey, labels: LabelSpec, now: datetime) -> int:
     """Fill the outcome of every logged score whose horizon has passed in the stored candles."""
     pending = unrealized(engine, series)
     if pending.empty:
@@ -95,3 +142,31 @@ def _realize(engine: Engine, series: SeriesKey, labels: LabelSpec, now: datetime
         outcomes.append({"id": row.id, "realized_return": float(realized["forward_return"]),
                          "realized_label": None if pd.isna(label) else int(label), "realized_at": now})
     return set_realized(engine, outcomes)
+
+
+@dataclass
+class FollowUp:
+    """What the chain did after new bars of one series were stored: features, then scores, then outcomes."""
+
+    features: FeatureRun
+    scored: int = 0
+    latest: dict | None = None
+    realized: int = 0
+
+
+def follow_new_bars(engine: Engine, champion: Champion | None, model_name: str, series: SeriesKey, start: datetime,
+                    end: datetime, *, bars_changed: bool, threshold: float, now: datetime) -> FollowUp:
+    """The features of the bars stored in ``[start, end)``, the champion's score of each (none without
+    a champion), and the outcomes that became known.
+
+    A poll re-reads bars it already stored; unless one of them changed (``bars_changed``), features
+    are computed from the first new bar, so each row keeps the time it was first computed."""
+    features_from = start
+    if not bars_changed:
+        features_from = first_bar_without_features(engine, series, start, end, version=FEATURE_SET_VERSION) or end
+    follow_up = FollowUp(refresh_features(engine, series, features_from, end, now=now))
+    if champion is not None:
+        follow_up.scored, follow_up.latest = score_series(engine, champion, model_name, series, start, end,
+                                                          threshold=threshold, now=now)
+        follow_up.realized = realize(engine, series, champion.labels, now)
+    return follow_up

@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -360,6 +361,17 @@ def count_rejects(engine: Engine, series: SeriesKey, start: datetime, end: datet
     )
     with engine.connect() as connection:
         return connection.execute(query).scalar_one()
+
+
+def first_bar_after(engine: Engine, series: SeriesKey, moment: datetime) -> tuple[datetime, Decimal] | None:
+    """The first stored bar opening after ``moment``: its open time and open price."""
+    query = (select(ohlcv_candles.c.open_time, ohlcv_candles.c.open)
+             .where(ohlcv_candles.c.exchange == series.exchange, ohlcv_candles.c.symbol == series.symbol,
+                    ohlcv_candles.c.interval == series.interval.code, ohlcv_candles.c.open_time > moment)
+             .order_by(ohlcv_candles.c.open_time).limit(1))
+    with engine.connect() as connection:
+        row = connection.execute(query).first()
+    return (row.open_time, Decimal(str(row.open))) if row else None
 
 
 def latest_open_time(engine: Engine, series: SeriesKey) -> datetime | None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Double, Engine, and_, cast, select
+from sqlalchemy import Double, Engine, and_, cast, func, select
 
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.storage.bulk import upsert_frame
@@ -31,6 +31,19 @@ def read_closes(engine: Engine, series: SeriesKey, start: datetime, end: datetim
     frame = pd.DataFrame(rows, columns=["open_time", "close", "volume"])
     frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True)
     return frame.astype({"close": "float64", "volume": "float64"})
+
+
+def first_bar_without_features(engine: Engine, series: SeriesKey, start: datetime, end: datetime, *,
+                               version: str) -> datetime | None:
+    """The first stored bar in ``[start, end)`` with no feature row of ``version``: where new bars begin."""
+    featured = select(candle_features.c.open_time).where(
+        _series_of(candle_features, series), candle_features.c.open_time == ohlcv_candles.c.open_time,
+        candle_features.c.feature_set_version == version)
+    query = select(func.min(ohlcv_candles.c.open_time)).where(
+        _series_of(ohlcv_candles, series), ohlcv_candles.c.open_time >= start, ohlcv_candles.c.open_time < end,
+        ~featured.exists())
+    with engine.connect() as connection:
+        return connection.execute(query).scalar_one()
 
 
 def store_features(engine: Engine, series: SeriesKey, features: pd.DataFrame, *, version: str,

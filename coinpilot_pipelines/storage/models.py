@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, Row, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -129,6 +129,14 @@ def store_report(engine: Engine, **values: object) -> int:
     values["drift"] = json.dumps(values["drift"], sort_keys=True)
     with engine.begin() as connection:
         return connection.execute(calibration_reports.insert().values(**values).returning(calibration_reports.c.id)).scalar_one()
+
+
+def reports_since(engine: Engine, after_id: int) -> list[Row]:
+    """Calibration reports written after ``after_id``, oldest first: id, created_at, recommend_retrain."""
+    query = (select(calibration_reports.c.id, calibration_reports.c.created_at, calibration_reports.c.recommend_retrain)
+             .where(calibration_reports.c.id > after_id).order_by(calibration_reports.c.id).limit(100))
+    with engine.connect() as connection:
+        return list(connection.execute(query).all())
 
 
 def earlier_gap_flags(engine: Engine, model_name: str, version: str, limit: int) -> list[bool]:

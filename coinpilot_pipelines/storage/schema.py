@@ -339,9 +339,21 @@ trade_signals = Table(
     Column("status", String(16), nullable=False),
     Column("status_reason", Text(), nullable=True),
     Column("created_at", UtcTimestamp(), nullable=False),
+    Column("decided_at", UtcTimestamp(), nullable=True),  # when it became executed, rejected or expired
     CheckConstraint("action IN ('enter', 'exit')", name="action"),
     CheckConstraint("status IN ('new', 'approved', 'confirmed', 'rejected', 'executed', 'expired')", name="status"),
     Index(None, "status"),
+)
+
+# The bars the signal scan has looked at, and when: a bar's order decision when it gave no signal.
+signal_scans = Table(
+    "signal_scans",
+    metadata,
+    *_series_columns(),
+    Column("bar_open_time", UtcTimestamp(), nullable=False),
+    Column("scanned_at", UtcTimestamp(), nullable=False),
+    Column("signals", Integer(), nullable=False),  # signals the scan that covered this bar created
+    PrimaryKeyConstraint("exchange", "symbol", "interval", "bar_open_time"),
 )
 
 paper_trades = Table(

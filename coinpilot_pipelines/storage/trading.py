@@ -25,6 +25,7 @@ from coinpilot_pipelines.storage.schema import (
     live_positions,
     paper_trades,
     risk_state,
+    signal_scans,
     trade_signals,
     upbit_account_snapshots,
     upbit_order_attempts,
@@ -72,20 +73,47 @@ def signals_with_status(engine: Engine, statuses: Sequence[str]) -> pd.DataFrame
         return pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in trade_signals.columns])
 
 
+PENDING = ("new", "approved", "confirmed")
+FINAL = ("executed", "rejected", "expired")
+
+
 def set_signal_status(engine: Engine, signal_id: int, status: str, reason: str | None,
-                      *, only_from: Sequence[str] | None = None) -> bool:
-    """Move a signal on; with ``only_from``, only if it is still in one of those states."""
+                      *, only_from: Sequence[str] | None = None, at: datetime | None = None) -> bool:
+    """Move a signal on; with ``only_from``, only if it is still in one of those states. A final
+    status needs ``at``, the time it was decided."""
+    if (status in FINAL) != (at is not None):
+        raise ValueError(f"signal {signal_id}: status {status!r} {'needs' if status in FINAL else 'takes no'} a decision time")
     statement = update(trade_signals).where(trade_signals.c.id == signal_id)
     if only_from is not None:
         statement = statement.where(trade_signals.c.status.in_(only_from))
     with engine.begin() as connection:
-        return connection.execute(statement.values(status=status, status_reason=reason)).rowcount == 1
+        return connection.execute(statement.values(status=status, status_reason=reason, decided_at=at)).rowcount == 1
+
+
+def last_scanned_bar(engine: Engine, series: SeriesKey) -> datetime | None:
+    query = select(func.max(signal_scans.c.bar_open_time)).where(
+        signal_scans.c.exchange == series.exchange, signal_scans.c.symbol == series.symbol,
+        signal_scans.c.interval == series.interval.code)
+    with engine.connect() as connection:
+        return connection.execute(query).scalar()
+
+
+def record_scan(engine: Engine, series: SeriesKey, bars: Sequence[datetime], *, scanned_at: datetime,
+                signals: int) -> None:
+    """The bars a signal scan looked at for the first time (a bar already scanned keeps its time)."""
+    if not bars:
+        return
+    with engine.begin() as connection:
+        connection.execute(_insert(connection)(signal_scans).values([
+            {"exchange": series.exchange, "symbol": series.symbol, "interval": series.interval.code,
+             "bar_open_time": bar, "scanned_at": scanned_at, "signals": signals} for bar in bars
+        ]).on_conflict_do_nothing(index_elements=["exchange", "symbol", "interval", "bar_open_time"]))
 
 
 def pending_entry_exists(engine: Engine, symbol: str, strategy: str) -> bool:
     query = select(func.count()).select_from(trade_signals).where(
         trade_signals.c.symbol == symbol, trade_signals.c.strategy == strategy, trade_signals.c.action == "enter",
-        trade_signals.c.status.in_(("new", "approved", "confirmed")))
+        trade_signals.c.status.in_(PENDING))
     with engine.connect() as connection:
         return connection.execute(query).scalar_one() > 0
 

@@ -22,10 +22,11 @@ from coinpilot_pipelines.clients.anthropic_analyst import AnthropicAnalyst
 from coinpilot_pipelines.clients.http import ExchangeError
 from coinpilot_pipelines.clients.upbit.exchange import OrderOutcomeUnknown, UpbitExchangeClient
 from coinpilot_pipelines.market.candles import SeriesKey
-from coinpilot_pipelines.storage.candles import latest_open_time, read_candles
+from coinpilot_pipelines.storage.candles import first_bar_after, latest_open_time
 from coinpilot_pipelines.storage.features import read_closes, read_features
 from coinpilot_pipelines.storage.models import latest_promotion, scored_bars
 from coinpilot_pipelines.storage.trading import (
+    PENDING,
     apply_fill,
     attempt_by_identifier,
     attempts,
@@ -35,12 +36,14 @@ from coinpilot_pipelines.storage.trading import (
     decisions,
     get_attempt,
     get_trade,
+    last_scanned_bar,
     open_trade,
     open_trades,
     pending_entry_exists,
     read_risk_state,
     record_accounts,
     record_decision,
+    record_scan,
     record_snapshot,
     set_signal_status,
     signals_with_status,
@@ -89,6 +92,7 @@ class ExecutorSettings:
     max_order_krw: Decimal
     market_map: dict[str, str]
     signal_lookback_bars: int
+    entry_ttl_bars: int  # an entry not filled within this many bars of its own bar expires
     poll_interval_s: float
     max_polls: int
 
@@ -114,16 +118,49 @@ class Executor:
 
     # -- 1. collect ---------------------------------------------------------------------------
     def collect_signals(self, up_to: datetime | None = None) -> list[int]:
-        """Compute signals from the data stored up to ``up_to`` (default: the newest bar)."""
+        """Compute signals from the data stored up to ``up_to`` (default: the newest bar); the ids of
+        every signal still to be carried to an end (new, approved, confirmed), after expiring stale entries.
+
+        The bars scanned for the first time are recorded with the time of this scan: for a bar that
+        gives no signal, that is its order decision.
+        """
         for series in self.series_list:
             cutoff = up_to or latest_open_time(self.engine, series)
             if cutoff is None:
                 continue
             signals = [*self._exits(series, cutoff), *self._entries(series, cutoff)]
-            created = store_signals(self.engine, series, signals, self.now())
+            now = self.now()
+            created = store_signals(self.engine, series, signals, now)
+            record_scan(self.engine, series, self._unscanned_bars(series, cutoff), scanned_at=now, signals=len(created))
             if created:
                 self.log(f"{series.symbol}: {len(created)} new signal(s)")
-        return signals_with_status(self.engine, ["new"])["id"].tolist()
+        self.expire_stale_entries()
+        return signals_with_status(self.engine, PENDING)["id"].tolist()
+
+    def _unscanned_bars(self, series: SeriesKey, cutoff: datetime) -> list[datetime]:
+        last = last_scanned_bar(self.engine, series)
+        first = cutoff - series.interval.delta * (self.settings.signal_lookback_bars - 1)
+        if last is not None:
+            first = max(first, last + series.interval.delta)
+        return [bar.to_pydatetime() for bar in read_closes(self.engine, series, first, cutoff + series.interval.delta)
+                ["open_time"]] if first <= cutoff else []
+
+    def expire_stale_entries(self) -> list[int]:
+        """An entry not filled within its time-to-live ends ``expired``: it never blocks its symbol.
+        Exits never expire: a trade is closed at the first bar after its exit signal, however late."""
+        expired = []
+        for signal in signals_with_status(self.engine, PENDING).itertuples(index=False):
+            series = self._series(signal.symbol)
+            deadline = signal.bar_open_time + series.interval.delta * self.settings.entry_ttl_bars
+            if signal.action == "enter" and self.now() >= deadline + series.interval.delta and set_signal_status(
+                    self.engine, signal.id, "expired", f"not filled within {self.settings.entry_ttl_bars} bars of "
+                    f"its bar ({signal.status} at {deadline:%Y-%m-%d %H:%M} UTC)", only_from=PENDING, at=self.now()):
+                expired.append(signal.id)
+                self.log(f"signal {signal.id} {signal.symbol} enter: expired while {signal.status}")
+        return expired
+
+    def _series(self, symbol: str) -> SeriesKey:
+        return next(s for s in self.series_list if s.symbol == symbol)
 
     def _window(self, series: SeriesKey, cutoff: datetime) -> tuple[datetime, datetime]:
         return cutoff - series.interval.delta * self.settings.signal_lookback_bars, cutoff + series.interval.delta
@@ -157,10 +194,10 @@ class Executor:
         return found
 
     # -- 2. risk ------------------------------------------------------------------------------
-    def apply_risk(self, signal_ids: list[int]) -> list[int]:
+    def apply_risk(self) -> list[int]:
+        """Every new signal: approved, or rejected with the limit it breaks."""
         approved = []
-        signals = signals_with_status(self.engine, ["new"])
-        for signal in signals[signals["id"].isin(signal_ids)].itertuples(index=False):
+        for signal in signals_with_status(self.engine, ["new"]).itertuples(index=False):
             refusal = None
             if signal.action == "enter":
                 state = read_risk_state(self.engine, self.settings.profile, signal.bar_open_time)
@@ -168,18 +205,19 @@ class Executor:
                                         open_positions=count_open_trades(self.engine),
                                         notional=self.settings.paper_notional)
             if refusal:
-                set_signal_status(self.engine, signal.id, "rejected", f"risk: {refusal}", only_from=["new"])
+                set_signal_status(self.engine, signal.id, "rejected", f"risk: {refusal}", only_from=["new"],
+                                  at=self.now())
                 self.log(f"signal {signal.id} {signal.symbol} {signal.action}: rejected by risk: {refusal}")
             elif set_signal_status(self.engine, signal.id, "approved", None, only_from=["new"]):
                 approved.append(signal.id)
         return approved
 
     # -- 3. AI review ---------------------------------------------------------------------------
-    def review(self, signal_ids: list[int]) -> list[int]:
-        """Entries need the analyst's confirmation; exits go ahead (they only reduce risk)."""
+    def review(self) -> list[int]:
+        """Every approved signal: entries need the analyst's confirmation; exits go ahead (they only
+        reduce risk)."""
         confirmed = []
-        signals = signals_with_status(self.engine, ["approved"])
-        for signal in signals[signals["id"].isin(signal_ids)].itertuples(index=False):
+        for signal in signals_with_status(self.engine, ["approved"]).itertuples(index=False):
             if signal.action == "exit":
                 if set_signal_status(self.engine, signal.id, "confirmed", "exits are not reviewed", only_from=["approved"]):
                     confirmed.append(signal.id)
@@ -197,7 +235,8 @@ class Executor:
                 why = verdict.error or verdict.reasoning or verdict.decision
                 if verdict.decision == "SKIPPED":
                     why = f"no analyst review, which only shadow mode accepts ({self.mode} mode)"
-                set_signal_status(self.engine, signal.id, "rejected", f"analyst: {why}", only_from=["approved"])
+                set_signal_status(self.engine, signal.id, "rejected", f"analyst: {why}", only_from=["approved"],
+                                  at=self.now())
             self.log(f"signal {signal.id} {signal.symbol} enter: analyst {verdict.decision}"
                      f"{f' ({verdict.confidence})' if verdict.confidence is not None else ''}")
         return confirmed
@@ -209,17 +248,17 @@ class Executor:
                 "position_notional": str(self.settings.paper_notional)}
 
     # -- 4. execute -----------------------------------------------------------------------------
-    def execute(self, signal_ids: list[int]) -> list[int]:
-        """Fill confirmed signals on paper at the next bar's open, and send their orders."""
+    def execute(self) -> list[int]:
+        """Fill every confirmed signal on paper at the open of the first bar after its own, and send
+        its order. A signal whose fill bar is not stored yet waits for a later run (an entry no longer
+        than its time-to-live)."""
         attempt_ids = []
-        signals = signals_with_status(self.engine, ["confirmed"])
-        for signal in signals[signals["id"].isin(signal_ids)].itertuples(index=False):
-            series = next(s for s in self.series_list if s.symbol == signal.symbol)
-            fill_time = signal.bar_open_time + series.interval.delta
-            fill_bar = read_candles(self.engine, series, fill_time, fill_time + series.interval.delta)
-            if fill_bar.empty:
-                continue  # the fill bar is not there yet: the next run fills it
-            opened = Decimal(fill_bar["open"].iloc[0])
+        for signal in signals_with_status(self.engine, ["confirmed"]).itertuples(index=False):
+            series = self._series(signal.symbol)
+            fill_bar = first_bar_after(self.engine, series, signal.bar_open_time)
+            if fill_bar is None:
+                continue  # not there yet: the next run fills it
+            fill_time, opened = fill_bar
             if signal.action == "enter":
                 fill = entry_fill(opened, self.settings.paper_notional, slippage=self.settings.slippage,
                                   fee_rate=self.settings.fee_rate)
@@ -231,7 +270,7 @@ class Executor:
                 fill = exit_fill(opened, trade.quantity, slippage=self.settings.slippage, fee_rate=self.settings.fee_rate)
                 self._close(signal, trade, fill, fill_time)
                 attempt_id = self._send(signal, trade.id, "sell")
-            set_signal_status(self.engine, signal.id, "executed", None, only_from=["confirmed"])
+            set_signal_status(self.engine, signal.id, "executed", None, only_from=["confirmed"], at=self.now())
             if attempt_id is not None:
                 attempt_ids.append(attempt_id)
         return attempt_ids
