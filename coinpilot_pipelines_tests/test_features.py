@@ -20,6 +20,7 @@ from coinpilot_pipelines.market.ingest import ingest_candles
 from coinpilot_pipelines.market.intervals import Interval
 from coinpilot_pipelines.storage.database import get_engine
 from coinpilot_pipelines.storage.features import read_features
+from sqlalchemy import text
 
 UTC = timezone.utc
 MINUTE_MS = 60_000
@@ -136,3 +137,29 @@ def test_the_feature_contract(recording: pd.DataFrame) -> None:
     broken.loc[400, "vol_ratio"] = np.nan  # a valid row may not miss a value
     failures = feature_contract_failures(broken)
     assert set(failures["index"]) == {300, 400}
+
+
+@pytest.mark.parametrize("database", ["sqlite_url", "pg_url"])
+def test_recomputed_features_keep_the_time_they_first_existed(database: str, request, emulator) -> None:  # noqa: ANN001
+    url = request.getfixturevalue(database)
+    series = SeriesKey("binance", "BTCUSDT", Interval.parse("1m"))
+    engine = get_engine(url)
+    with BinanceSpotClient(emulator.url) as client:
+        ingest_candles(client, engine, series, datetime(2023, 3, 10, tzinfo=UTC), datetime(2023, 3, 12, tzinfo=UTC),
+                       source="rest")
+    day, first, later = datetime(2023, 3, 11, tzinfo=UTC), datetime(2023, 3, 12, tzinfo=UTC), datetime(2023, 3, 13, tzinfo=UTC)
+    refresh_features(engine, series, day, day + timedelta(days=1), now=first)
+    # Inference and training recompute overlapping windows from other starting points.
+    refresh_features(engine, series, day + timedelta(hours=20), day + timedelta(days=1), now=later)
+    refresh_features(engine, series, day, day + timedelta(days=1), now=later)
+    stamps = read_features(engine, [series], day, day + timedelta(days=1))["computed_at"]
+    assert len(stamps) == 1440 and set(pd.to_datetime(stamps, utc=True)) == {pd.Timestamp(first)}
+
+    # A corrected bar changes its features; the row is rewritten.
+    before = read_features(engine, [series], day, day + timedelta(days=1))["ret_1"].iloc[-1]
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE ohlcv_candles SET close = close * 1.01 WHERE open_time = :t"),
+                           {"t": day + timedelta(hours=23, minutes=59) if database == "pg_url"
+                            else int((day + timedelta(hours=23, minutes=59)).timestamp() * 1000)})
+    refresh_features(engine, series, day + timedelta(hours=23), day + timedelta(days=1), now=later)
+    assert read_features(engine, [series], day, day + timedelta(days=1))["ret_1"].iloc[-1] > before + 0.009

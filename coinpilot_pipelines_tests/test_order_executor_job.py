@@ -21,7 +21,7 @@ from coinpilot_pipelines.defs.trading import AnalystResource, build_trading_defi
 from coinpilot_pipelines.emulator.server import Emulator
 from coinpilot_pipelines.storage.database import get_engine
 from coinpilot_pipelines.storage.schema import metadata, signal_scans
-from coinpilot_pipelines.storage.trading import attempts, decisions, signals_with_status, store_signals
+from coinpilot_pipelines.storage.trading import attempts, decisions, set_signal_status, signals_with_status, store_signals
 from coinpilot_pipelines.trading.guards import LIVE_GUARD_PHRASE
 from coinpilot_pipelines.trading.signals import Signal
 
@@ -60,11 +60,12 @@ def executor_definitions(db: str, emulator_url: str) -> dg.Definitions:
     return dg.Definitions(jobs=trading["jobs"], sensors=trading["sensors"], resources=resources)
 
 
-def pending_entry(db: str) -> int:
-    """An entry on the market's second-to-last bar: the next bar, its fill, is stored too."""
-    bar = MARKET_START + timedelta(minutes=28)
+def pending_entry(db: str, minute: int = 28) -> int:
+    """An entry on the market's bar ``minute`` (by default the second-to-last: its fill bar is stored too)."""
+    bar = MARKET_START + timedelta(minutes=minute)
     (signal_id,) = store_signals(get_engine(db), BTC, [
-        Signal("model:BTCUSDT:enter:test", "BTCUSDT", "model", "enter", bar, "test entry", Decimal("42000"), 0.8)], bar)
+        Signal(f"model:BTCUSDT:enter:test-{minute}", "BTCUSDT", "model", "enter", bar, "test entry", Decimal("42000"),
+               0.8)], bar)
     return signal_id
 
 
@@ -142,6 +143,11 @@ def test_the_sensor_scans_live_bars_and_requests_one_run_per_state_of_the_signal
     engine = get_engine(sqlite_url)
     scanned = pd.read_sql(select(signal_scans), engine.connect())
     assert scanned["bar_open_time"].max() == MARKET_START + timedelta(minutes=29)  # every bar gets its decision time
+    # An entry on the newest bar passes the risk limits in the tick and waits for its fill bar.
+    newest = pending_entry(sqlite_url, minute=29)
+    assert tick().skip_message == "1 signal(s) wait for the bar after theirs"
+    assert signals_with_status(engine, ["approved"])["id"].tolist() == [newest]
+    set_signal_status(engine, newest, "expired", "test: out of the way", only_from=["approved"], at=clock.now())
     signal = pending_entry(sqlite_url)
     (request,) = tick().run_requests
     assert request.run_key.startswith("orders-20240205T0029-") and not request.run_config
@@ -156,4 +162,4 @@ def test_the_sensor_scans_live_bars_and_requests_one_run_per_state_of_the_signal
     # Once the data is no longer live, nothing is traded on it (and the waiting entry expires).
     clock.advance(timedelta(hours=1))
     assert tick().skip_message.startswith("no live data: the newest bar opened 2024-02-05 00:29 UTC")
-    assert signals_with_status(engine, ["new"])["id"].tolist() == [signal]
+    assert signals_with_status(engine, ["approved"])["id"].tolist() == [signal]

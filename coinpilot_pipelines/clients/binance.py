@@ -31,6 +31,7 @@ from coinpilot_pipelines.clients.http import (
     SharedPause,
     UnknownSymbolError,
     request_json,
+    tls_context,
 )
 from coinpilot_pipelines.market.candles import (
     DECIMAL_COLUMNS,
@@ -127,6 +128,7 @@ class BinanceSpotClient:
             base_url=self.base_url,
             timeout=self.policy.timeout_s,
             transport=transport,
+            verify=tls_context(),
             limits=httpx.Limits(max_connections=self.max_in_flight + 1),
             headers={"Accept": "application/json", "User-Agent": "coinpilot-pipelines"},
         )

@@ -24,7 +24,12 @@ from datetime import datetime, timezone
 import feedparser
 import httpx
 
-from coinpilot_pipelines.clients.http import ResponseTooLarge, body_excerpt, read_capped
+from coinpilot_pipelines.clients.http import (
+    ResponseTooLarge,
+    body_excerpt,
+    read_capped,
+    tls_context,
+)
 from coinpilot_pipelines.news.identity import is_url, plain_text
 from coinpilot_pipelines.news.model import FeedItem, ItemReject, NewsFeed, ParsedFeed
 
@@ -99,6 +104,7 @@ class RssClient:
             timeout=timeout_s,
             follow_redirects=True,
             transport=transport,
+            verify=tls_context(),
             headers={"Accept": ACCEPT, "User-Agent": "coinpilot-pipelines"},
         )
 

@@ -167,7 +167,8 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
     @dg.sensor(name="order_signal_sensor", job=order_executor_job, minimum_interval_seconds=scan_interval_s,
                default_status=dg.DefaultSensorStatus.RUNNING,
                description="Scans each new bar for entry and exit signals (from the stored scores, features and "
-                           "bars) and starts order_executor_job when a signal is to be carried on, unless an "
+                           "bars), applies the risk limits, and starts order_executor_job (AI review, fill, "
+                           "orders) once a signal's fill bar is stored or a live order is unsettled, unless an "
                            "executor run is already queued or running. Acts on live data only.")
     def order_signal_sensor(context: dg.SensorEvaluationContext, database: dg.ResourceParam[DatabaseResource],
                             market_data: dg.ResourceParam[MarketDataResource],
@@ -185,21 +186,26 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
             latest = max(newest.values())
             return dg.SensorResult(skip_reason=f"no live data: the newest bar opened {latest:%Y-%m-%d %H:%M} UTC; "
                                                "turn on live_kline_sensor")
+        # Signals and the risk limits are settled in the tick (database work only); the run reviews,
+        # fills and sends orders, once the bar to fill at is stored.
         scan = Executor(engine=engine, series_list=[market_data.series(s) for s in live], settings=exec_settings,
                         mode="shadow", now=clock.now, log=context.log.info)
         pending = scan.collect_signals()
-        if not pending:
-            return dg.SensorResult(skip_reason="no signal to carry on")
+        scan.apply_risk()
+        ready = scan.ready_to_carry_on()
+        if not ready:
+            waiting = f"{len(pending)} signal(s) wait for the bar after theirs" if pending else "no signal to carry on"
+            return dg.SensorResult(skip_reason=waiting)
         # One at a time, and no pile-up behind it: the next run starts once this one ended, and
-        # carries on every signal still pending when it starts.
+        # carries on everything still pending when it starts.
         running = runs_in_progress(context.instance, order_executor_job.name, limit=1)
         if running:
             return dg.SensorResult(skip_reason=f"{describe(running[0])}; the signals wait for the next run")
-        # The key is the data and the signals that started the run: a re-evaluated tick cannot start it
-        # twice, and a signal waiting for its fill bar starts one run per new bar, not one per tick.
-        digest = hashlib.sha1(",".join(map(str, sorted(pending))).encode()).hexdigest()[:12]
+        # The key is the data and the work that started the run: a re-evaluated tick cannot start it
+        # twice, and work left over starts one run per new bar, not one per tick.
+        digest = hashlib.sha1(",".join(sorted(ready)).encode()).hexdigest()[:12]
         key = f"orders-{max(newest[s] for s in live):%Y%m%dT%H%M}-{digest}"
-        return dg.SensorResult(run_requests=[dg.RunRequest(run_key=key, tags={"coinpilot/signals": str(len(pending))})])
+        return dg.SensorResult(run_requests=[dg.RunRequest(run_key=key, tags={"coinpilot/ready": str(len(ready))})])
 
     return {"assets": [], "jobs": [order_executor_job], "schedules": [], "sensors": [order_signal_sensor]}
 

@@ -60,7 +60,7 @@ class SimulatedDaemon:
         for schedule in self.schedules:
             for fire_time in self._fire_times(schedule, now):
                 context = dg.build_schedule_context(instance=self.instance, scheduled_execution_time=fire_time,
-                                                    resources=self.resources)
+                                                    resources=self._resources_of(schedule))
                 self.figures.evaluations[schedule.name] += 1
                 for request in schedule.evaluate_tick(context).run_requests or []:
                     self._launch(schedule.name, schedule.job_name, request)
@@ -68,7 +68,7 @@ class SimulatedDaemon:
 
     def _evaluate_sensor(self, sensor: dg.SensorDefinition) -> None:
         context = dg.build_sensor_context(instance=self.instance, cursor=self._cursors.get(sensor.name),
-                                          resources=self.resources, sensor_name=sensor.name)
+                                          resources=self._resources_of(sensor), sensor_name=sensor.name)
         data = sensor.evaluate_tick(context)
         self.figures.evaluations[sensor.name] += 1
         if data.cursor is not None:
@@ -78,6 +78,10 @@ class SimulatedDaemon:
             self.figures.asset_events[event.asset_key.to_user_string()] += 1
         for request in data.run_requests or []:
             self._launch(sensor.name, request.job_name or sensor.job_name, request)
+
+    def _resources_of(self, instigator: dg.SensorDefinition | dg.ScheduleDefinition) -> dict[str, object]:
+        # As the daemon does: only the resources the function asks for are built for its evaluation.
+        return {key: value for key, value in self.resources.items() if key in instigator.required_resource_keys}
 
     def _fire_times(self, schedule: dg.ScheduleDefinition, now: datetime) -> list[datetime]:
         times = []

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from coinpilot_pipelines.cli.environment import prepare_dagster_home
 from coinpilot_pipelines.cli.runs import execute
 from coinpilot_pipelines.clients.binance import BinanceSpotClient
 from coinpilot_pipelines.clock import SimulatedClock
@@ -34,6 +33,7 @@ from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.settings import Settings
 from coinpilot_pipelines.simulation.daemon import DaemonFigures, SimulatedDaemon
 from coinpilot_pipelines.storage.database import get_engine
+from coinpilot_pipelines.storage.frames import query_frame
 from coinpilot_pipelines.storage.schema import (
     candle_features,
     gap_segments,
@@ -96,7 +96,7 @@ def simulate(period: Period, scenario: Scenario, home: Path,
     with Emulator(scenario=scenario, symbols=ServedSymbols.of(period.symbols)) as emulator:
         emulator.clock.freeze(_ms(clock.now()))
         overrides = {
-            "COINPILOT_HOME": str(sim_home), "DAGSTER_HOME": str(sim_home / "dagster"),
+            "COINPILOT_HOME": str(sim_home),
             "COINPILOT_SYMBOLS": ",".join(period.symbols),
             "COINPILOT_START_DATE": period.history_start.date().isoformat(),
             "COINPILOT_BINANCE_BASE_URL": emulator.url, "COINPILOT_UPBIT_BASE_URL": emulator.url,
@@ -107,9 +107,10 @@ def simulate(period: Period, scenario: Scenario, home: Path,
             overrides[name] = ""
         with _environment(overrides):
             settings = Settings.from_env()
-            prepare_dagster_home(sim_home / "dagster")
             definitions = build_definitions(settings, clock)
-            with dg.DagsterInstance.from_config(str(sim_home / "dagster")) as instance:
+            # Run and event records live in memory: each bar's sensor events and runs are written
+            # there at a fraction of the cost of SQLite files; the application data is on disk.
+            with dg.DagsterInstance.ephemeral() as instance:
                 _backfill_and_train(definitions, instance, period)
                 daemon = SimulatedDaemon(definitions, instance, clock, resource_values(settings, clock=clock),
                                          excluded=EXCLUDED)
@@ -161,21 +162,16 @@ def invariants(engine: Engine, settings: Settings, period: Period, served: dict[
                        ohlcv_candles.c.open_time < period.end)).one()
             figures["per_symbol"][symbol] = {"bars_served": served[symbol], "bars_stored": stored,
                                              "bars_stored_distinct": distinct, "series": series.interval.code}
-        segments = pd.DataFrame(connection.execute(select(gap_segments)).all(),
-                                columns=[c.name for c in gap_segments.columns])
-        signals = pd.DataFrame(connection.execute(select(trade_signals)).all(),
-                               columns=[c.name for c in trade_signals.columns])
-        trades = pd.DataFrame(connection.execute(select(paper_trades)).all(),
-                              columns=[c.name for c in paper_trades.columns])
-        scores = pd.DataFrame(connection.execute(
-            select(model_inference_log.c.symbol, model_inference_log.c.open_time, model_inference_log.c.scored_at)
-            .where(model_inference_log.c.open_time >= period.start)).all(), columns=["symbol", "open_time", "scored_at"])
-        features = pd.DataFrame(connection.execute(
-            select(candle_features.c.open_time, candle_features.c.computed_at)
-            .where(candle_features.c.open_time >= period.start)).all(), columns=["open_time", "computed_at"])
-        scans = pd.DataFrame(connection.execute(
-            select(signal_scans.c.bar_open_time, signal_scans.c.scanned_at)
-            .where(signal_scans.c.bar_open_time >= period.start)).all(), columns=["bar_open_time", "scanned_at"])
+        segments = query_frame(connection, select(gap_segments))
+        signals = query_frame(connection, select(trade_signals))
+        trades = query_frame(connection, select(paper_trades))
+        scores = query_frame(connection, select(
+            model_inference_log.c.symbol, model_inference_log.c.open_time, model_inference_log.c.scored_at)
+            .where(model_inference_log.c.open_time >= period.start))
+        features = query_frame(connection, select(candle_features.c.open_time, candle_features.c.computed_at)
+                               .where(candle_features.c.open_time >= period.start))
+        scans = query_frame(connection, select(signal_scans.c.bar_open_time, signal_scans.c.scanned_at)
+                            .where(signal_scans.c.bar_open_time >= period.start))
         orders = connection.execute(select(func.count(), func.count(upbit_order_attempts.c.identifier.distinct()))
                                     ).one()
     figures["gap_segments"] = segments.groupby("state").size().to_dict() if len(segments) else {}

@@ -18,12 +18,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 
-def upsert_frame(connection: Connection, target: Table, frame: pd.DataFrame, *, key: Sequence[str]) -> int:
-    """Insert or overwrite the rows of ``frame`` (its columns are ``target``'s); returns the row count."""
+def upsert_frame(connection: Connection, target: Table, frame: pd.DataFrame, *, key: Sequence[str],
+                 keep: Sequence[str] = ()) -> int:
+    """Insert or overwrite the rows of ``frame`` (its columns are ``target``'s); returns the row count.
+    The ``keep`` columns of a stored row keep their first values (such as when it was first computed)."""
     if frame.empty:
         return 0
     columns = list(frame.columns)
-    updates = [c for c in columns if c not in key]
+    updates = [c for c in columns if c not in key and c not in keep]
     if connection.dialect.name != "postgresql":
         statement = sqlite_insert(target)
         statement = statement.on_conflict_do_update(

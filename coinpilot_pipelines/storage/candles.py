@@ -43,8 +43,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from coinpilot_pipelines.market.candles import DECIMAL_COLUMNS, CandleReject, SeriesKey, epoch_ms
+from coinpilot_pipelines.market.candles import (
+    DECIMAL_COLUMNS,
+    CandleReject,
+    SeriesKey,
+    epoch_ms,
+)
 from coinpilot_pipelines.market.intervals import from_ms, to_ms
+from coinpilot_pipelines.storage.frames import query_frame
 from coinpilot_pipelines.storage.schema import candle_rejects, ohlcv_candles
 from coinpilot_pipelines.storage.sql_files import load_sql
 from coinpilot_pipelines.storage.types import UtcTimestamp
@@ -327,8 +333,7 @@ def read_candles(engine: Engine, series: SeriesKey, start: datetime, end: dateti
         .order_by(ohlcv_candles.c.open_time)
     )
     with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    frame = pd.DataFrame(rows, columns=["open_time", "close_time", *DECIMAL_COLUMNS, "trade_count"])
+        frame = query_frame(connection, query)
     for name in DECIMAL_COLUMNS:
         frame[name] = frame[name].map(lambda v: None if v is None else str(v)).astype("str")
     frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True)

@@ -10,7 +10,13 @@ from sqlalchemy import Double, Engine, and_, cast, func, select
 
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.storage.bulk import upsert_frame
-from coinpilot_pipelines.storage.schema import FEATURE_VALUE_COLUMNS, candle_features, candle_labels, ohlcv_candles
+from coinpilot_pipelines.storage.frames import query_frame
+from coinpilot_pipelines.storage.schema import (
+    FEATURE_VALUE_COLUMNS,
+    candle_features,
+    candle_labels,
+    ohlcv_candles,
+)
 
 
 def _series_of(table, series: SeriesKey):  # noqa: ANN001, ANN202 - SQLAlchemy table and clause
@@ -27,8 +33,7 @@ def read_closes(engine: Engine, series: SeriesKey, start: datetime, end: datetim
         .order_by(ohlcv_candles.c.open_time)
     )
     with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    frame = pd.DataFrame(rows, columns=["open_time", "close", "volume"])
+        frame = query_frame(connection, query)
     frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True)
     return frame.astype({"close": "float64", "volume": "float64"})
 
@@ -48,7 +53,8 @@ def first_bar_without_features(engine: Engine, series: SeriesKey, start: datetim
 
 def store_features(engine: Engine, series: SeriesKey, features: pd.DataFrame, *, version: str,
                    computed_at: datetime) -> int:
-    """Upsert one series' feature rows (a re-run rewrites the same rows with the same values)."""
+    """Upsert one series' feature rows. ``computed_at`` keeps the time the bar's features were first
+    computed: inference and training recompute overlapping windows, which must not make old bars look new."""
     frame = features[["open_time", "close", *FEATURE_VALUE_COLUMNS, "is_valid", "invalid_reason"]].copy()
     frame.insert(0, "exchange", series.exchange)
     frame.insert(1, "symbol", series.symbol)
@@ -56,7 +62,8 @@ def store_features(engine: Engine, series: SeriesKey, features: pd.DataFrame, *,
     frame["feature_set_version"] = version
     frame["computed_at"] = pd.Timestamp(computed_at)
     with engine.begin() as connection:
-        return upsert_frame(connection, candle_features, frame, key=("exchange", "symbol", "interval", "open_time"))
+        return upsert_frame(connection, candle_features, frame, key=("exchange", "symbol", "interval", "open_time"),
+                            keep=["computed_at"])
 
 
 def read_features(engine: Engine, series_list: Sequence[SeriesKey], start: datetime, end: datetime, *,
@@ -70,8 +77,7 @@ def read_features(engine: Engine, series_list: Sequence[SeriesKey], start: datet
                 candle_features.c.open_time < end)
             if valid_only:
                 query = query.where(candle_features.c.is_valid.is_(True))
-            rows = connection.execute(query.order_by(candle_features.c.open_time)).all()
-            frames.append(pd.DataFrame(rows, columns=[c.name for c in candle_features.columns]))
+            frames.append(query_frame(connection, query.order_by(candle_features.c.open_time)))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[c.name for c in candle_features.columns])
     frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True)
     return frame.astype({name: "float64" for name in ("close", *FEATURE_VALUE_COLUMNS)})

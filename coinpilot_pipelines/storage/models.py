@@ -15,7 +15,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.storage.features import read_closes
-from coinpilot_pipelines.storage.schema import calibration_reports, model_inference_log, promotion_events
+from coinpilot_pipelines.storage.frames import query_frame
+from coinpilot_pipelines.storage.schema import (
+    calibration_reports,
+    model_inference_log,
+    promotion_events,
+)
 
 
 def _insert(engine: Engine):  # noqa: ANN202 - the dialect's Insert constructor
@@ -70,7 +75,7 @@ def latest_promotion(engine: Engine) -> dict | None:
 def promotion_history(engine: Engine, model_name: str) -> pd.DataFrame:
     query = select(promotion_events).where(promotion_events.c.model_name == model_name).order_by(promotion_events.c.id)
     with engine.connect() as connection:
-        return pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in promotion_events.columns])
+        return query_frame(connection, query)
 
 
 def log_inference(engine: Engine, rows: list[dict]) -> int:
@@ -98,7 +103,7 @@ def unrealized(engine: Engine, series: SeriesKey) -> pd.DataFrame:
         model_inference_log.c.exchange == series.exchange, model_inference_log.c.symbol == series.symbol,
         model_inference_log.c.interval == series.interval.code, model_inference_log.c.realized_at.is_(None))
     with engine.connect() as connection:
-        return pd.DataFrame(connection.execute(query).all(), columns=["id", "open_time", "horizon_bars"])
+        return query_frame(connection, query)
 
 
 def set_realized(engine: Engine, outcomes: list[dict]) -> int:
@@ -121,8 +126,7 @@ def inference_log(engine: Engine, model_name: str, version: str | None = None, s
     if since is not None:
         query = query.where(model_inference_log.c.open_time >= since)
     with engine.connect() as connection:
-        rows = connection.execute(query.order_by(model_inference_log.c.open_time, model_inference_log.c.symbol)).all()
-    return pd.DataFrame(rows, columns=[c.name for c in model_inference_log.columns])
+        return query_frame(connection, query.order_by(model_inference_log.c.open_time, model_inference_log.c.symbol))
 
 
 def store_report(engine: Engine, **values: object) -> int:
@@ -156,7 +160,7 @@ def scored_bars(engine: Engine, series: SeriesKey, start: datetime, end: datetim
         model_inference_log.c.interval == series.interval.code, model_inference_log.c.open_time >= start,
         model_inference_log.c.open_time < end)
     with engine.connect() as connection:
-        scored = pd.DataFrame(connection.execute(query).all(), columns=["id", "open_time", "probability"])
+        scored = query_frame(connection, query)
     scored["open_time"] = pd.to_datetime(scored["open_time"], utc=True)
     latest = scored.sort_values("id").drop_duplicates("open_time", keep="last")
     closes = read_closes(engine, series, start, end)[["open_time", "close"]]

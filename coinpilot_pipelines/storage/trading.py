@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from coinpilot_pipelines.market.candles import SeriesKey
+from coinpilot_pipelines.storage.frames import query_frame
 from coinpilot_pipelines.storage.schema import (
     agent_decisions,
     live_positions,
@@ -70,7 +71,7 @@ def signals_with_status(engine: Engine, statuses: Sequence[str]) -> pd.DataFrame
     query = select(trade_signals).where(trade_signals.c.status.in_(statuses)).order_by(
         trade_signals.c.bar_open_time, trade_signals.c.id)
     with engine.connect() as connection:
-        return pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in trade_signals.columns])
+        return query_frame(connection, query)
 
 
 PENDING = ("new", "approved", "confirmed")
@@ -125,14 +126,12 @@ def open_trades(engine: Engine, symbol: str | None = None) -> pd.DataFrame:
     if symbol is not None:
         query = query.where(paper_trades.c.symbol == symbol)
     with engine.connect() as connection:
-        return pd.DataFrame(connection.execute(query.order_by(paper_trades.c.id)).all(),
-                            columns=[c.name for c in paper_trades.columns])
+        return query_frame(connection, query.order_by(paper_trades.c.id))
 
 
 def closed_trades(engine: Engine) -> pd.DataFrame:
     with engine.connect() as connection:
-        return pd.DataFrame(connection.execute(select(paper_trades).where(paper_trades.c.status == "closed")).all(),
-                            columns=[c.name for c in paper_trades.columns])
+        return query_frame(connection, select(paper_trades).where(paper_trades.c.status == "closed"))
 
 
 def count_open_trades(engine: Engine) -> int:
@@ -231,8 +230,7 @@ def apply_fill(engine: Engine, exchange: str, market: str, *, side: str, volume:
 
 def positions(engine: Engine) -> pd.DataFrame:
     with engine.connect() as connection:
-        return pd.DataFrame(connection.execute(select(live_positions)).all(),
-                            columns=[c.name for c in live_positions.columns])
+        return query_frame(connection, select(live_positions))
 
 
 # -- order attempts ------------------------------------------------------------------------------
@@ -259,7 +257,7 @@ def attempts(engine: Engine, statuses: Sequence[str] | None = None) -> pd.DataFr
     if statuses is not None:
         query = query.where(upbit_order_attempts.c.status.in_(statuses))
     with engine.connect() as connection:
-        return pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in upbit_order_attempts.columns])
+        return query_frame(connection, query)
 
 
 def attempt_by_identifier(engine: Engine, identifier: str) -> Row | None:
@@ -307,5 +305,4 @@ def record_decision(engine: Engine, **values: Any) -> int:
 
 def decisions(engine: Engine) -> pd.DataFrame:
     with engine.connect() as connection:
-        return pd.DataFrame(connection.execute(select(agent_decisions).order_by(agent_decisions.c.id)).all(),
-                            columns=[c.name for c in agent_decisions.columns])
+        return query_frame(connection, select(agent_decisions).order_by(agent_decisions.c.id))

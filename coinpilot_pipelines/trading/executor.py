@@ -159,6 +159,15 @@ class Executor:
                 self.log(f"signal {signal.id} {signal.symbol} enter: expired while {signal.status}")
         return expired
 
+    def ready_to_carry_on(self) -> list[str]:
+        """What an executor run can take to an end now, by name: the approved and confirmed signals whose
+        fill bar is stored, and the live orders not yet settled. A signal met on the newest bar waits
+        for the next bar, so that one run reviews and fills it."""
+        ready = [f"signal-{signal.id}" for signal in signals_with_status(self.engine, ["approved", "confirmed"]).itertuples(index=False)
+                 if first_bar_after(self.engine, self._series(signal.symbol), signal.bar_open_time) is not None]
+        unsettled = attempts(self.engine, ["unknown", "sending", "accepted"])
+        return ready + [f"order-{i}" for i in unsettled.loc[unsettled["mode"] == "live", "id"]]
+
     def _series(self, symbol: str) -> SeriesKey:
         return next(s for s in self.series_list if s.symbol == symbol)
 
@@ -173,8 +182,8 @@ class Executor:
         held = set(open_trades(self.engine, series.symbol)["strategy"])
         for strategy, signal in ((MODEL, latest_model_entry(series.symbol, scored, self.settings.entry_threshold)),
                                  ("mean_reversion", latest_mean_reversion_entry(series.symbol, features))):
-            if signal is None:
-                continue
+            if signal is None or signal.bar_open_time < cutoff - series.interval.delta * self.settings.entry_ttl_bars:
+                continue  # none, or met while a position was held and too old to be filled now
             if strategy in held or pending_entry_exists(self.engine, series.symbol, strategy):
                 continue  # one position (or pending entry) per symbol and strategy
             found.append(signal)

@@ -31,6 +31,7 @@ from coinpilot_pipelines.clients.http import (
     RetryPolicy,
     read_capped,
     request_json,
+    tls_context,
 )
 from coinpilot_pipelines.clients.upbit.quotation import pause_when_second_spent
 
@@ -91,7 +92,7 @@ class UpbitExchangeClient:
         self._secret_key = secret_key
         self.policy = policy or RetryPolicy(max_attempts=4, timeout_s=10.0)
         self._sleep = sleep
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=self.policy.timeout_s, transport=transport,
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=self.policy.timeout_s, transport=transport, verify=tls_context(),
                                   headers={"Accept": "application/json", "User-Agent": "coinpilot-pipelines"})
         self.gate = RequestGate(sleep=sleep)
         self.stats = RequestStats()

@@ -28,6 +28,7 @@ from coinpilot_pipelines.clients.http import (
     SharedPause,
     UnknownSymbolError,
     request_json,
+    tls_context,
 )
 from coinpilot_pipelines.market.candles import (
     CandleBatch,
@@ -94,6 +95,7 @@ class UpbitQuotationClient:
             base_url=self.base_url,
             timeout=self.policy.timeout_s,
             transport=transport,
+            verify=tls_context(),
             headers={"Accept": "application/json", "User-Agent": "coinpilot-pipelines"},
         )
         self.gate = RequestGate(sleep=sleep, shared=shared_pause)
