@@ -26,6 +26,10 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+# On simulated time, how long after a bar closes the daemon looks at it (a live sensor polls every few seconds).
+TICK_AFTER_CLOSE = timedelta(seconds=2)
+
+
 class SimulatedClock:
     """Time that moves only when told to (thread-safe)."""
 

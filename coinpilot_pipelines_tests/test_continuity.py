@@ -205,6 +205,18 @@ def test_scan_job_registers_gaps_once_and_reports_completeness(pg_url: str, emul
     assert [(s.series.symbol, s.remaining_bars, s.source, s.state) for s in segments] == [("XRPUSDT", 30, "scan", "open")]
 
 
+def test_scan_expects_no_bar_before_the_first_collected_day(sqlite_url: str, emulator) -> None:  # noqa: ANN001
+    ingest(sqlite_url, emulator, SeriesKey("binance", "BTCUSDT", MINUTE), datetime(2023, 3, 8, tzinfo=UTC),
+           datetime(2023, 3, 10, tzinfo=UTC))
+    defs = project_definitions(sqlite_url, emulator.url, COINPILOT_SYMBOLS="BTCUSDT", COINPILOT_START_DATE="2023-03-08")
+    config = {**QUIET, "ops": {"gap_segments": {"config": {"days": 365, "end": "2023-03-10"}}}}
+    result = defs.resolve_job_def("continuity_scan_job").execute_in_process(run_config=config,
+                                                                             instance=dg.DagsterInstance.ephemeral())
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["window_start"].value == datetime(2023, 3, 8, tzinfo=UTC).timestamp()
+    assert metadata["segments_inserted"].value == 0 and list_segments(get_engine(sqlite_url)) == []
+
+
 def test_scan_schedule_runs_daily_at_0210_utc(pg_url: str, emulator) -> None:  # noqa: ANN001
     defs = project_definitions(pg_url, emulator.url)
     schedule = defs.resolve_schedule_def("continuity_scan_schedule")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -135,6 +136,8 @@ def simulate(start: datetime, hours: int, symbols: str, scenario: str | None, hi
     home = Settings.from_env().home
     click.echo(f"simulating {hours} h from {start:%Y-%m-%d %H:%M} UTC for {', '.join(chosen)} "
                f"({history_days} days of history) in {home / 'simulation'}")
+    # A line per signal for a day of bars would bury the progress bar; warnings still show.
+    logging.getLogger("dagster").setLevel(logging.WARNING)
     with click.progressbar(length=hours * 60, label="bars", file=sys.stderr) as bar:
         figures = run_simulation(period, load_scenario(scenario), home,
                                  progress=lambda done, _total: bar.update(done - bar.pos))

@@ -12,6 +12,7 @@ import pandas as pd
 
 from coinpilot_pipelines.cli.environment import LocalEnvironment, local_environment
 from coinpilot_pipelines.cli.runs import execute
+from coinpilot_pipelines.clock import TICK_AFTER_CLOSE, SimulatedClock
 from coinpilot_pipelines.defs import build_definitions, news_resource
 from coinpilot_pipelines.defs.news import NEWS_JOB
 from coinpilot_pipelines.defs.partitions import day_start, partition_range_tags
@@ -44,7 +45,7 @@ def run_demo(days: int) -> None:
         _materialize_candles(environment, definitions, instance, last_day)
         _print_candle_summary(environment, last_day)
         _train_and_calibrate(definitions, instance)
-        _run_executor(environment, definitions, instance, last_day)
+        _run_executor(environment, instance, last_day)
         _materialize_news(environment, definitions, instance)
         _print_news_summary(environment)
     click.echo(f"\ndone in {time.monotonic() - started:.1f} s. See the runs, lineage and metadata in the UI:")
@@ -99,13 +100,17 @@ def _train_and_calibrate(definitions: dg.Definitions, instance: dg.DagsterInstan
     click.echo(f"    calibration report {report['report_id']}: {verdict} ({report['reason']})")
 
 
-def _run_executor(environment: LocalEnvironment, definitions: dg.Definitions, instance: dg.DagsterInstance,
-                  last_day: date) -> None:
-    """Replay the last demo day through the order executor, every few hours, in shadow mode."""
+def _run_executor(environment: LocalEnvironment, instance: dg.DagsterInstance, last_day: date) -> None:
+    """Replay the last demo day through the order executor, every few hours, in shadow mode. Each
+    run happens on a clock set just after the bar it looks at closed, as it would live: signals of
+    that moment are carried to an end, older ones have outlived their time-to-live."""
     click.echo("\n  order_executor_job (shadow mode: no exchange call), replaying the last day every 4 hours ...")
-    job = definitions.resolve_job_def("order_executor_job")
+    interval = environment.settings.interval.delta
+    clock = SimulatedClock(day_start(last_day))
+    job = build_definitions(environment.settings, clock).resolve_job_def("order_executor_job")
     for hour in range(4, 25, 4):
-        up_to = day_start(last_day) + timedelta(hours=hour) - environment.settings.interval.delta
+        up_to = day_start(last_day) + timedelta(hours=hour) - interval
+        clock.set(up_to + interval + TICK_AFTER_CLOSE)
         execute(job, instance, run_config={"ops": {
             "resolve_trading_mode": {"config": {"mode": "shadow"}},
             "collect_signals": {"config": {"up_to": up_to.isoformat()}}}})

@@ -71,7 +71,7 @@ def build_resources(settings: Settings, secrets: Secrets | None = None,
 
 def build_definitions(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> dg.Definitions:
     partitions = market_partitions(settings)
-    continuity = build_continuity_definitions(settings.continuity, settings.symbols)
+    continuity = build_continuity_definitions(settings.continuity, settings.symbols, settings.start_date)
     (gap_repair_job,) = [j for j in continuity["jobs"] if j.name == "gap_repair_job"]
     groups = [
         {**continuity, "sensors": [*continuity["sensors"], build_live_sensor(settings, gap_repair_job)]},

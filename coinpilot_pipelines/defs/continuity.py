@@ -31,11 +31,16 @@ CLAIM_TIMEOUT = timedelta(minutes=15)  # a `repairing` claim older than this bel
 SCAN_CRON = "10 2 * * *"
 
 
-def scan_window(end: str | None, days: int, now: datetime) -> tuple[datetime, datetime]:
-    """``[end - days, end)`` at 00:00 UTC; ``end`` defaults to today."""
+def scan_window(end: str | None, days: int, now: datetime, *,
+                not_before: date | None = None) -> tuple[datetime, datetime]:
+    """``[end - days, end)`` at 00:00 UTC; ``end`` defaults to today. The start is never before
+    ``not_before``: no bar is expected before the first day the pipeline collects."""
     end_day = date.fromisoformat(end) if end else now.astimezone(timezone.utc).date()
     window_end = datetime.combine(end_day, time(0), tzinfo=timezone.utc)
-    return window_end - timedelta(days=days), window_end
+    window_start = window_end - timedelta(days=days)
+    if not_before is not None:
+        window_start = min(window_end, max(window_start, datetime.combine(not_before, time(0), tzinfo=timezone.utc)))
+    return window_start, window_end
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -46,7 +51,8 @@ def _percentile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[str, ...]) -> dict[str, list]:
+def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[str, ...],
+                                 start_date: date) -> dict[str, list]:
     # Legacy config schemas: Pythonic `str`/`int` fields would accept Dagster's {"env": NAME} source.
     scan_config = {
         "days": dg.Field(dg.Int, default_value=settings.scan_days),
@@ -61,8 +67,9 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         deps=["candles"],
         kinds={"sql"},
         description=(
-            "Runs of missing candles per symbol over the last 365 days, found in SQL, tracked as "
-            "half-open segments from detection to recovery (or to unrecoverable, for real outages)."
+            "Runs of missing candles per symbol over the last 365 days (from COINPILOT_START_DATE at the "
+            "earliest), found in SQL, tracked as half-open segments from detection to recovery (or to "
+            "unrecoverable, for real outages)."
         ),
     )
     def gap_segments(context: dg.AssetExecutionContext, database: dg.ResourceParam[DatabaseResource],
@@ -71,7 +78,7 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         engine = database.engine()
         now = clock.now()
         config = context.op_execution_context.op_config
-        window_start, window_end = scan_window(config["end"], config["days"], now)
+        window_start, window_end = scan_window(config["end"], config["days"], now, not_before=start_date)
         rows, inserted = [], 0
         for symbol in symbols:
             series = market_data.series(symbol)

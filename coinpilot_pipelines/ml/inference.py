@@ -78,10 +78,11 @@ class ChampionCache:
 
 def score_series(engine: Engine, champion: Champion, model_name: str, series: SeriesKey, start: datetime,
                  end: datetime, *, threshold: float, now: datetime) -> tuple[int, dict | None]:
-    """Score the valid feature rows in ``[start, end)`` the champion has not scored yet; the number
-    scored and the newest score."""
+    """Score the valid feature rows in ``[start, end)`` no model version has scored yet; the number
+    scored and the newest score. Each bar is scored once, by the champion of the moment it arrived:
+    a new champion's live record starts with the bars after its promotion."""
     features = read_features(engine, [series], start, end, valid_only=True)
-    done = scored_times(engine, series, model_name, champion.version, start)
+    done = scored_times(engine, series, model_name, start)
     fresh = features[~features["open_time"].isin(done)]
     if fresh.empty:
         return 0, None

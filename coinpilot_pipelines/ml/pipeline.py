@@ -57,12 +57,15 @@ def training_window(engine: Engine, series_list: Sequence[SeriesKey], days: int)
 
 
 def load_dataset(engine: Engine, series_list: Sequence[SeriesKey], start: datetime, end: datetime,
-                 spec: TrainingSpec) -> Dataset:
+                 spec: TrainingSpec, *, store: bool = False) -> Dataset:
+    """The valid feature rows of ``[start, end)`` with their labels; ``store``: keep the labels too
+    (training does, so they can be inspected; a calibration report only reads)."""
     labels = []
     for series in series_list:
         bars = read_closes(engine, series, start, end)
         series_labels = direction_labels(bars, series.interval.ms, spec.labels)
-        store_labels(engine, series, series_labels, version=spec.labels.version)
+        if store:
+            store_labels(engine, series, series_labels, version=spec.labels.version)
         labels.append(series_labels.assign(symbol=series.symbol))
     features = read_features(engine, series_list, start, end, valid_only=True)
     return build_dataset(features, pd.concat(labels, ignore_index=True))
@@ -83,7 +86,7 @@ def train_and_register(
     for series in series_list:
         run = refresh_features(engine, series, start, end, now=now)
         log(f"{series.symbol}: {run.valid_rows} of {run.rows} feature rows valid in the training window")
-    dataset = load_dataset(engine, series_list, start, end, spec)
+    dataset = load_dataset(engine, series_list, start, end, spec, store=True)
     if len(dataset) == 0:
         raise ValueError(f"no valid feature row with a known outcome in {start} .. {end}")
     interval = series_list[0].interval.delta

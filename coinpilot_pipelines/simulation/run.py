@@ -23,7 +23,7 @@ from sqlalchemy import Engine, func, select
 
 from coinpilot_pipelines.cli.runs import execute
 from coinpilot_pipelines.clients.binance import BinanceSpotClient
-from coinpilot_pipelines.clock import SimulatedClock
+from coinpilot_pipelines.clock import TICK_AFTER_CLOSE, SimulatedClock
 from coinpilot_pipelines.defs import build_definitions, resource_values
 from coinpilot_pipelines.defs.partitions import partition_range_tags
 from coinpilot_pipelines.emulator.scenarios import Scenario
@@ -47,7 +47,6 @@ from coinpilot_pipelines.storage.schema import (
 
 # News polls replay recorded feeds unrelated to the simulated market; they are left out.
 EXCLUDED = frozenset({"news_poll_sensor"})
-TICK_AFTER_CLOSE = timedelta(seconds=2)  # when, after a bar closes, the daemon looks
 
 
 @dataclass(frozen=True)

@@ -89,11 +89,12 @@ def log_inference(engine: Engine, rows: list[dict]) -> int:
         return len(connection.execute(statement, rows).all())
 
 
-def scored_times(engine: Engine, series: SeriesKey, model_name: str, version: str, since: datetime) -> set[datetime]:
+def scored_times(engine: Engine, series: SeriesKey, model_name: str, since: datetime) -> set[datetime]:
+    """The bars from ``since`` on that the log holds a score of, by any version of the model."""
     query = select(model_inference_log.c.open_time).where(
         model_inference_log.c.exchange == series.exchange, model_inference_log.c.symbol == series.symbol,
         model_inference_log.c.interval == series.interval.code, model_inference_log.c.model_name == model_name,
-        model_inference_log.c.model_version == version, model_inference_log.c.open_time >= since)
+        model_inference_log.c.open_time >= since)
     with engine.connect() as connection:
         return set(connection.execute(query).scalars())
 

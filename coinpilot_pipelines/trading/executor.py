@@ -151,13 +151,16 @@ class Executor:
         expired = []
         for signal in signals_with_status(self.engine, PENDING).itertuples(index=False):
             series = self._series(signal.symbol)
-            deadline = signal.bar_open_time + series.interval.delta * self.settings.entry_ttl_bars
-            if signal.action == "enter" and self.now() >= deadline + series.interval.delta and set_signal_status(
+            if signal.action == "enter" and self._entry_too_old(signal.bar_open_time, series) and set_signal_status(
                     self.engine, signal.id, "expired", f"not filled within {self.settings.entry_ttl_bars} bars of "
-                    f"its bar ({signal.status} at {deadline:%Y-%m-%d %H:%M} UTC)", only_from=PENDING, at=self.now()):
+                    f"its bar (still {signal.status})", only_from=PENDING, at=self.now()):
                 expired.append(signal.id)
                 self.log(f"signal {signal.id} {signal.symbol} enter: expired while {signal.status}")
         return expired
+
+    def _entry_too_old(self, bar_open_time: datetime, series: SeriesKey) -> bool:
+        """Its time-to-live is over: the last bar it could be filled at has closed."""
+        return self.now() >= bar_open_time + series.interval.delta * (self.settings.entry_ttl_bars + 1)
 
     def ready_to_carry_on(self) -> list[str]:
         """What an executor run can take to an end now, by name: the approved and confirmed signals whose
@@ -182,7 +185,7 @@ class Executor:
         held = set(open_trades(self.engine, series.symbol)["strategy"])
         for strategy, signal in ((MODEL, latest_model_entry(series.symbol, scored, self.settings.entry_threshold)),
                                  ("mean_reversion", latest_mean_reversion_entry(series.symbol, features))):
-            if signal is None or signal.bar_open_time < cutoff - series.interval.delta * self.settings.entry_ttl_bars:
+            if signal is None or self._entry_too_old(signal.bar_open_time, series):
                 continue  # none, or met while a position was held and too old to be filled now
             if strategy in held or pending_entry_exists(self.engine, series.symbol, strategy):
                 continue  # one position (or pending entry) per symbol and strategy
