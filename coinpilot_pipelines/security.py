@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
-SECRET_VARIABLES = ("UPBIT_ACCESS_KEY", "UPBIT_SECRET_KEY", "ANTHROPIC_API_KEY", "DAGSTER_PG_PASSWORD")
+SECRET_VARIABLES = ("UPBIT_ACCESS_KEY", "UPBIT_SECRET_KEY", "ANTHROPIC_API_KEY", "DAGSTER_PG_PASSWORD",
+                    "COINPILOT_ALERT_WEBHOOK_URL")
 URL_VARIABLES = ("COINPILOT_DATABASE_URL", "MLFLOW_TRACKING_URI", "COINPILOT_TEST_DATABASE_URL")
 MASK = "***"
 MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words

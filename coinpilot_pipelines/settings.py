@@ -31,6 +31,7 @@ EXCHANGES = ("binance", "upbit")
 # COINPILOT_NEWS_BASE_URL at their own emulator.
 DEFAULT_NEWS_BASE_URL = "http://127.0.0.1:8765"
 DEFAULT_NEWS_POLL_INTERVAL_S = 90
+DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"  # the `coinpilot ui` address
 _NAMED_FEED = re.compile(r"^([^=/:]+)=(https?://.*)$", re.IGNORECASE)
 
 
@@ -326,17 +327,23 @@ def _cron(env: Mapping[str, str], name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class Secrets:
-    """The API keys, read from the environment and kept out of every repr, log and config."""
+    """The API keys and the alert webhook, read from the environment and kept out of every repr, log and config."""
 
     upbit_access_key: str = field(default="", repr=False)
     upbit_secret_key: str = field(default="", repr=False)
     anthropic_api_key: str = field(default="", repr=False)
+    # A Slack-style incoming webhook URL is its own credential: whoever has it can post.
+    alert_webhook_url: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Secrets:
         env = os.environ if env is None else env
+        webhook = env.get("COINPILOT_ALERT_WEBHOOK_URL", "").strip()
+        if webhook and not re.match(r"^https?://[^\s/]+", webhook):
+            # Unlike the other URL settings, the value is not repeated: it is a secret.
+            raise ConfigError("COINPILOT_ALERT_WEBHOOK_URL: not an http(s) URL (the value is not shown)")
         return cls(env.get("UPBIT_ACCESS_KEY", "").strip(), env.get("UPBIT_SECRET_KEY", "").strip(),
-                   env.get("ANTHROPIC_API_KEY", "").strip())
+                   env.get("ANTHROPIC_API_KEY", "").strip(), alert_webhook_url=webhook)
 
 
 def exchange_pool_limit(env: Mapping[str, str] | None = None) -> int:
@@ -369,6 +376,7 @@ class Settings:
     continuity: ContinuitySettings = field(default_factory=ContinuitySettings)
     models: ModelSettings = field(default_factory=ModelSettings)
     trading: TradingSettings = field(default_factory=TradingSettings)
+    ui_base_url: str = DEFAULT_UI_BASE_URL  # where alerts link to runs and assets
 
     @property
     def dagster_home(self) -> Path:
@@ -458,5 +466,6 @@ class Settings:
             continuity=ContinuitySettings.from_env(env),
             models=ModelSettings.from_env(env),
             trading=TradingSettings.from_env(env),
+            ui_base_url=_parse_url("COINPILOT_UI_BASE_URL", get("COINPILOT_UI_BASE_URL", DEFAULT_UI_BASE_URL)),
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Self
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -15,7 +16,29 @@ class Canned:
     chunks: Callable[[], Iterator[bytes]] = lambda: iter(())  # the body, streamed chunk by chunk
 
 
-class CannedServer:
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 with ``handler``, serving while the ``with`` block lasts."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class CannedServer(LoopbackServer):
     """``with CannedServer(lambda path: Canned(...)) as server: server.url`` -- real HTTP on loopback."""
 
     def __init__(self, answer: Callable[[str], Canned]) -> None:
@@ -43,22 +66,7 @@ class CannedServer:
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the client stopped reading, as it should
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> CannedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
 def body(data: bytes) -> Callable[[], Iterator[bytes]]:

@@ -6,25 +6,30 @@ DockerRunLauncher settings of docker/dagster.yaml that must match all of that.""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coinpilot_pipelines.defs.pools import pool_limits
+from coinpilot_pipelines.storage.throwaway_postgres import free_port
 from coinpilot_pipelines_tests.deployment_helpers import DOCKER, REPO, load_yaml, settings_variables
+from coinpilot_pipelines_tests.rehearsal import wait_for
 
 COMPOSE = load_yaml(DOCKER / "compose.yaml")
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 LAUNCHER = load_yaml(DOCKER / "dagster.yaml")["run_launcher"]["config"]
 WORKSPACE = load_yaml(DOCKER / "workspace.yaml")["load_from"][0]["grpc_server"]
 IMAGE = "coinpilot-pipelines:${COINPILOT_IMAGE_TAG:-latest}"
-OWN_IMAGE_SERVICES = {"init", "mlflow", "user_code", "webserver", "daemon"}
+OWN_IMAGE_SERVICES = {"init", "mlflow", "user_code", "webserver", "daemon", "metrics"}
 DAGSTER_HOME = "/opt/dagster/home"
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
-SENSITIVE = re.compile(r"PASSWORD|SECRET|_KEY$|TOKEN|DATABASE_URL|BACKEND_STORE_URI|RSS_FEEDS|GUARD_PHRASE")
+SENSITIVE = re.compile(r"PASSWORD|SECRET|_KEY$|TOKEN|DATABASE_URL|BACKEND_STORE_URI|RSS_FEEDS|GUARD_PHRASE|WEBHOOK")
 
 
 def _env_example() -> dict[str, str]:
@@ -48,7 +53,7 @@ def _environment(service: str) -> dict[str, str]:
 
 
 def test_services_and_what_they_run() -> None:
-    assert set(SERVICES) == {"postgres", "init", "mlflow", "user_code", "webserver", "daemon"}
+    assert set(SERVICES) == {"postgres", "init", "mlflow", "user_code", "webserver", "daemon", "metrics"}
     assert SERVICES["postgres"]["image"].startswith("postgres:15")
     for name in OWN_IMAGE_SERVICES:
         service = SERVICES[name]
@@ -61,6 +66,7 @@ def test_services_and_what_they_run() -> None:
     workspace = f"{DAGSTER_HOME}/workspace.yaml"
     assert SERVICES["webserver"]["command"][0] == "dagster-webserver" and workspace in SERVICES["webserver"]["command"]
     assert SERVICES["daemon"]["command"][:2] == ["dagster-daemon", "run"] and workspace in SERVICES["daemon"]["command"]
+    assert SERVICES["metrics"]["command"] == ["coinpilot", "metrics", "--host", "0.0.0.0", "--port", "9108"]
 
 
 def test_the_image_holds_the_instance_and_workspace_the_services_name() -> None:
@@ -108,19 +114,20 @@ def test_start_order_waits_for_health_and_for_the_init_step() -> None:
                 pytest.fail(f"{name} starts {dependency} without waiting for it")
     assert SERVICES["init"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert SERVICES["mlflow"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    for name in ("user_code", "webserver", "daemon"):
+    for name in ("user_code", "webserver", "daemon", "metrics"):
         assert SERVICES[name]["depends_on"]["init"] == {"condition": "service_completed_successfully"}, name
     for name in ("webserver", "daemon"):
         assert SERVICES[name]["depends_on"]["user_code"] == {"condition": "service_healthy"}, name
-    for name in ("postgres", "mlflow", "user_code", "webserver", "daemon"):
+    for name in ("postgres", "mlflow", "user_code", "webserver", "daemon", "metrics"):
         assert SERVICES[name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
         assert SERVICES[name]["restart"] == "unless-stopped", name
 
 
-def test_only_the_two_user_interfaces_are_published_and_only_on_loopback() -> None:
+def test_only_the_two_user_interfaces_and_the_metrics_are_published_and_only_on_loopback() -> None:
     published = {name: service["ports"] for name, service in SERVICES.items() if "ports" in service}
     assert published == {"mlflow": ["127.0.0.1:${MLFLOW_PORT:-5000}:5000"],
-                         "webserver": ["127.0.0.1:${DAGSTER_WEBSERVER_PORT:-3000}:3000"]}
+                         "webserver": ["127.0.0.1:${DAGSTER_WEBSERVER_PORT:-3000}:3000"],
+                         "metrics": ["127.0.0.1:${METRICS_PORT:-9108}:9108"]}
 
 
 def test_databases_credentials_and_the_mlflow_store_fit_together() -> None:
@@ -129,6 +136,7 @@ def test_databases_credentials_and_the_mlflow_store_fit_together() -> None:
     databases = {postgres["POSTGRES_DB"], *created}
     assert "./postgres/create-databases.sql:/docker-entrypoint-initdb.d/10-create-databases.sql:ro" in \
         SERVICES["postgres"]["volumes"]
+    assert _environment("metrics")["COINPILOT_DATABASE_URL"] == _environment("user_code")["COINPILOT_DATABASE_URL"]
     for service in ("init", "user_code", "daemon", "webserver"):
         env = _environment(service)
         assert env["DAGSTER_PG_HOST"] == "postgres" and env["DAGSTER_PG_PORT"] == "5432", service
@@ -198,3 +206,33 @@ def test_init_step_pool_limit_is_configurable_and_the_orders_pool_is_not() -> No
     assert "coinpilot instance pools\n" in script  # reads EXCHANGE_API_POOL_LIMIT; orders stays 1
     assert pool_limits(7) == {"exchange_api": 7, "orders": 1}
     assert Path(DOCKER / "init.sh").stat().st_mode & 0o111
+
+
+def test_the_metrics_service_reads_only_what_it_needs() -> None:
+    exporter = _environment("metrics")
+    # settings of the code (the database, the symbols and the risk limit), nothing of Dagster, no key or webhook
+    assert set(exporter) <= settings_variables() and "COINPILOT_DATABASE_URL" in exporter
+    assert not {name for name in exporter if SENSITIVE.search(name)} - {"COINPILOT_DATABASE_URL"}
+    # every setting it reads is the one the code server has
+    assert all(_environment("user_code")[name] == value for name, value in exporter.items())
+
+
+def test_the_metrics_service_command_and_health_check_work_against_the_database(pg_url: str, tmp_path: Path) -> None:
+    """The compose command (its port replaced) as a process on the test PostgreSQL, then the compose health
+    check against it: it passes while the exporter answers, and fails once it is gone (about 5 s)."""
+    port = free_port()
+    command = [token.replace("0.0.0.0", "127.0.0.1").replace("9108", str(port))
+               for token in SERVICES["metrics"]["command"]]
+    health = SERVICES["metrics"]["healthcheck"]["test"]
+    assert health[0] == "CMD" and "9108/metrics" in health[-1]
+    check = [sys.executable if token == "python" else token.replace("9108", str(port)) for token in health[1:]]
+    env = {**os.environ, "COINPILOT_HOME": str(tmp_path), "COINPILOT_DATABASE_URL": pg_url}
+    exporter = subprocess.Popen([str(Path(sys.executable).with_name(command[0])), *command[1:]], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for("the exporter", lambda: subprocess.run(check, capture_output=True).returncode == 0, 60, 0.5)
+    finally:
+        exporter.terminate()
+        _, stderr = exporter.communicate(timeout=30)
+    assert exporter.returncode == 0, stderr  # SIGTERM is a clean stop
+    assert subprocess.run(check, capture_output=True).returncode != 0

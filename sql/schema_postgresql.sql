@@ -2,6 +2,14 @@
 -- Reviewed snapshot: a test fails when it drifts from the schema or the Alembic migrations.
 -- Regenerate with: python -m coinpilot_pipelines.storage.ddl
 
+CREATE TABLE alert_states (
+	kind VARCHAR(64) NOT NULL,
+	subject VARCHAR(128) NOT NULL,
+	state VARCHAR(64) NOT NULL,
+	changed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_alert_states PRIMARY KEY (kind, subject)
+);
+
 CREATE TABLE calibration_reports (
 	id BIGSERIAL NOT NULL,
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
@@ -217,6 +225,14 @@ CREATE TABLE risk_state (
 	cooldown_until TIMESTAMP WITH TIME ZONE,
 	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
 	CONSTRAINT pk_risk_state PRIMARY KEY (profile)
+);
+
+CREATE TABLE runtime_state (
+	key VARCHAR(128) NOT NULL,
+	value TEXT NOT NULL,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	dagster_run_id VARCHAR(64),
+	CONSTRAINT pk_runtime_state PRIMARY KEY (key)
 );
 
 CREATE TABLE signal_scans (

@@ -9,6 +9,7 @@ import click
 
 from coinpilot_pipelines.cli.bench import bench
 from coinpilot_pipelines.cli.commands import continuity_scan, db, demo, emulator, instance, simulate, ui
+from coinpilot_pipelines.cli.metrics import metrics
 from coinpilot_pipelines.security import install_redaction, redact, secret_values
 
 
@@ -20,7 +21,7 @@ def cli(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (demo, ui, simulate, emulator, db, instance, continuity_scan, bench):
+for command in (demo, ui, simulate, emulator, db, instance, continuity_scan, bench, metrics):
     cli.add_command(command)
 
 

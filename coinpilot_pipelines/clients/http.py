@@ -183,6 +183,7 @@ def request_json(
     policy: RetryPolicy,
     gate: RequestGate,
     params: Mapping[str, Any] | None = None,
+    json_body: Any = None,
     headers: Callable[[], Mapping[str, str]] | None = None,
     decode: Callable[[bytes], Any] = json.loads,
     on_response: Callable[[httpx.Response], None] | None = None,
@@ -204,7 +205,8 @@ def request_json(
         gate.wait()
         stats.requests += 1
         try:
-            with http.stream(method, url, params=params, headers=headers() if headers else None) as response:
+            with http.stream(method, url, params=params, json=json_body,
+                             headers=headers() if headers else None) as response:
                 body = read_capped(response, policy.max_body_bytes)
         except ResponseTooLarge as exc:
             raise ExchangeError(f"{what}: {exc}; refused, not retried") from None

@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 
 from coinpilot_pipelines.clock import SYSTEM_CLOCK, Clock
+from coinpilot_pipelines.defs.alerts import AlertsResource, build_alert_definitions
 from coinpilot_pipelines.defs.candles import build_candles_asset
 from coinpilot_pipelines.defs.continuity import build_continuity_definitions
 from coinpilot_pipelines.defs.live import build_live_sensor
@@ -58,6 +59,7 @@ def resource_values(settings: Settings, secrets: Secrets | None = None, clock: C
             secret_key=secrets.upbit_secret_key,
         ),
         "analyst": AnalystResource(api_key=secrets.anthropic_api_key, model=settings.trading.analyst_model),
+        "alerts": AlertsResource(webhook_url=secrets.alert_webhook_url, ui_base_url=settings.ui_base_url),
         "clock": clock,
     }
 
@@ -80,6 +82,7 @@ def build_definitions(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> dg.Def
          "sensors": [build_news_sensor(settings.news_poll_interval_s)]},
         build_trading_definitions(settings.trading, settings.models.inference_threshold, settings.symbols,
                                   scan_interval_s=settings.continuity.live_poll_interval_s),
+        build_alert_definitions(settings.symbols, settings.trading.daily_loss_limit),
     ]
     return dg.Definitions(
         assets=[build_candles_asset(partitions), *(a for g in groups for a in g["assets"])],

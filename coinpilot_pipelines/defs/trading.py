@@ -16,6 +16,7 @@ from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, Mark
 from coinpilot_pipelines.defs.runs import describe, runs_in_progress
 from coinpilot_pipelines.settings import TradingSettings, live_guards
 from coinpilot_pipelines.storage.candles import latest_open_time
+from coinpilot_pipelines.storage.runtime_state import TRADE_MODE_KEY, record_runtime_value
 from coinpilot_pipelines.trading.executor import Executor, ExecutorSettings
 from coinpilot_pipelines.trading.guards import GuardInputs, resolve_mode
 from coinpilot_pipelines.trading.risk import RiskLimits
@@ -108,12 +109,13 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
 
     @dg.op(description="Decide the execution mode from the guards in this process's environment (and a "
            "safer mode asked for in run config).")
-    def resolve_trading_mode(context: dg.OpExecutionContext, config: ModeConfig,
-                             upbit: dg.ResourceParam[UpbitExchangeResource]) -> dg.Output[str]:
+    def resolve_trading_mode(context: dg.OpExecutionContext, config: ModeConfig, upbit: dg.ResourceParam[UpbitExchangeResource],
+                             database: dg.ResourceParam[DatabaseResource], clock: dg.ResourceParam[Clock]) -> dg.Output[str]:
         guards = GuardInputs(live_guards(), bool(upbit.access_key), bool(upbit.secret_key))
         decision = resolve_mode(guards, config.mode.value if config.mode else None)
         context.log.info(f"effective mode {decision.describe()}")
         context.instance.add_run_tags(context.run_id, {"coinpilot/effective_mode": decision.mode})
+        record_runtime_value(database.engine(), TRADE_MODE_KEY, decision.mode, now=clock.now(), dagster_run_id=context.run_id)
         return dg.Output(decision.mode, metadata={"effective_mode": decision.mode,
                                                    "why": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons))})
 

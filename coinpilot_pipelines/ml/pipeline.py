@@ -25,6 +25,7 @@ from coinpilot_pipelines.ml.training import Dataset, TrainingSpec, build_dataset
 from coinpilot_pipelines.storage.candles import latest_open_time
 from coinpilot_pipelines.storage.features import read_closes, read_features, store_labels
 from coinpilot_pipelines.storage.models import promotion_lock, record_promotion
+from coinpilot_pipelines.storage.runtime_state import champion_key, set_runtime_value
 
 
 @dataclass
@@ -137,6 +138,8 @@ def train_and_register(
             brier_skill_ci_high=decision.brier_skill_ci[1] if decision.brier_skill_ci else None,
             eval_window_start=windows.test_start, eval_window_end=windows.test_end, dagster_run_id=dagster_run_id,
         )
+        set_runtime_value(connection, champion_key(registry.model_name), registered.version if decision.promote else
+                          (champion.version if champion else ""), now=now, dagster_run_id=dagster_run_id)
         # Recorded first, committed last: an alias that cannot be set rolls the record back.
         registry.set_alias(CHALLENGER, registered.version)
         if decision.promote:

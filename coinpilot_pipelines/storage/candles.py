@@ -50,7 +50,7 @@ from coinpilot_pipelines.market.candles import (
     epoch_ms,
 )
 from coinpilot_pipelines.market.intervals import from_ms, to_ms
-from coinpilot_pipelines.storage.frames import query_frame
+from coinpilot_pipelines.storage.frames import of_series, query_frame
 from coinpilot_pipelines.storage.schema import candle_rejects, ohlcv_candles
 from coinpilot_pipelines.storage.sql_files import load_sql
 from coinpilot_pipelines.storage.types import UtcTimestamp
@@ -141,9 +141,7 @@ def copy_statement(table: str) -> pgsql.Composed:
 def _in_series(series: SeriesKey, first: datetime, last: datetime) -> ColumnElement[bool]:
     """Bars of ``series`` with open time in ``[first, last]`` (both ends included)."""
     return and_(
-        ohlcv_candles.c.exchange == series.exchange,
-        ohlcv_candles.c.symbol == series.symbol,
-        ohlcv_candles.c.interval == series.interval.code,
+        of_series(ohlcv_candles, series),
         ohlcv_candles.c.open_time.between(first, last),
     )
 
@@ -358,9 +356,7 @@ def consistency_violations(engine: Engine, series: SeriesKey, start: datetime, e
 def count_rejects(engine: Engine, series: SeriesKey, start: datetime, end: datetime) -> int:
     """Quarantined rows of ``series`` whose open time falls in ``[start, end)`` (or is unknown)."""
     query = select(func.count()).select_from(candle_rejects).where(
-        candle_rejects.c.exchange == series.exchange,
-        candle_rejects.c.symbol == series.symbol,
-        candle_rejects.c.interval == series.interval.code,
+        of_series(candle_rejects, series),
         (candle_rejects.c.open_time.is_(None))
         | ((candle_rejects.c.open_time >= start) & (candle_rejects.c.open_time < end)),
     )
@@ -371,8 +367,7 @@ def count_rejects(engine: Engine, series: SeriesKey, start: datetime, end: datet
 def first_bar_after(engine: Engine, series: SeriesKey, moment: datetime) -> tuple[datetime, Decimal] | None:
     """The first stored bar opening after ``moment``: its open time and open price."""
     query = (select(ohlcv_candles.c.open_time, ohlcv_candles.c.open)
-             .where(ohlcv_candles.c.exchange == series.exchange, ohlcv_candles.c.symbol == series.symbol,
-                    ohlcv_candles.c.interval == series.interval.code, ohlcv_candles.c.open_time > moment)
+             .where(of_series(ohlcv_candles, series), ohlcv_candles.c.open_time > moment)
              .order_by(ohlcv_candles.c.open_time).limit(1))
     with engine.connect() as connection:
         row = connection.execute(query).first()
@@ -381,9 +376,7 @@ def first_bar_after(engine: Engine, series: SeriesKey, moment: datetime) -> tupl
 
 def latest_open_time(engine: Engine, series: SeriesKey) -> datetime | None:
     query = select(func.max(ohlcv_candles.c.open_time)).where(
-        ohlcv_candles.c.exchange == series.exchange,
-        ohlcv_candles.c.symbol == series.symbol,
-        ohlcv_candles.c.interval == series.interval.code,
+        of_series(ohlcv_candles, series),
     )
     with engine.connect() as connection:
         return connection.execute(query).scalar_one()

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Double, Engine, and_, cast, func, select
+from sqlalchemy import Double, Engine, cast, func, select
 
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.storage.bulk import upsert_frame
-from coinpilot_pipelines.storage.frames import query_frame
+from coinpilot_pipelines.storage.frames import of_series, query_frame
 from coinpilot_pipelines.storage.schema import (
     FEATURE_VALUE_COLUMNS,
     candle_features,
@@ -19,17 +19,12 @@ from coinpilot_pipelines.storage.schema import (
 )
 
 
-def _series_of(table, series: SeriesKey):  # noqa: ANN001, ANN202 - SQLAlchemy table and clause
-    return and_(table.c.exchange == series.exchange, table.c.symbol == series.symbol,
-                table.c.interval == series.interval.code)
-
-
 def read_closes(engine: Engine, series: SeriesKey, start: datetime, end: datetime) -> pd.DataFrame:
     """``open_time``, ``close``, ``volume`` (floats) of the stored bars in ``[start, end)``, ascending."""
     query = (
         select(ohlcv_candles.c.open_time, cast(ohlcv_candles.c.close, Double).label("close"),
                cast(ohlcv_candles.c.volume, Double).label("volume"))
-        .where(_series_of(ohlcv_candles, series), ohlcv_candles.c.open_time >= start, ohlcv_candles.c.open_time < end)
+        .where(of_series(ohlcv_candles, series), ohlcv_candles.c.open_time >= start, ohlcv_candles.c.open_time < end)
         .order_by(ohlcv_candles.c.open_time)
     )
     with engine.connect() as connection:
@@ -42,10 +37,10 @@ def first_bar_without_features(engine: Engine, series: SeriesKey, start: datetim
                                version: str) -> datetime | None:
     """The first stored bar in ``[start, end)`` with no feature row of ``version``: where new bars begin."""
     featured = select(candle_features.c.open_time).where(
-        _series_of(candle_features, series), candle_features.c.open_time == ohlcv_candles.c.open_time,
+        of_series(candle_features, series), candle_features.c.open_time == ohlcv_candles.c.open_time,
         candle_features.c.feature_set_version == version)
     query = select(func.min(ohlcv_candles.c.open_time)).where(
-        _series_of(ohlcv_candles, series), ohlcv_candles.c.open_time >= start, ohlcv_candles.c.open_time < end,
+        of_series(ohlcv_candles, series), ohlcv_candles.c.open_time >= start, ohlcv_candles.c.open_time < end,
         ~featured.exists())
     with engine.connect() as connection:
         return connection.execute(query).scalar_one()
@@ -73,7 +68,7 @@ def read_features(engine: Engine, series_list: Sequence[SeriesKey], start: datet
     with engine.connect() as connection:
         for series in series_list:
             query = select(candle_features).where(
-                _series_of(candle_features, series), candle_features.c.open_time >= start,
+                of_series(candle_features, series), candle_features.c.open_time >= start,
                 candle_features.c.open_time < end)
             if valid_only:
                 query = query.where(candle_features.c.is_valid.is_(True))

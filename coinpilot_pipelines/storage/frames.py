@@ -1,9 +1,20 @@
-"""Query results as data frames."""
+"""Query helpers: one series' rows, and query results as data frames."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
-from sqlalchemy import Connection, Executable
+from sqlalchemy import ColumnElement, Connection, Executable, Table, and_
+
+if TYPE_CHECKING:
+    from coinpilot_pipelines.market.candles import SeriesKey
+
+
+def of_series(table: Table, series: SeriesKey) -> ColumnElement[bool]:
+    """The rows of ``table`` that belong to ``series`` (exchange, symbol, interval)."""
+    return and_(table.c.exchange == series.exchange, table.c.symbol == series.symbol,
+                table.c.interval == series.interval.code)
 
 
 def query_frame(connection: Connection, query: Executable) -> pd.DataFrame:

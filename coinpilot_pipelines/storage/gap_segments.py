@@ -16,6 +16,7 @@ from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.market.continuity import subtract
 from coinpilot_pipelines.market.intervals import Interval, to_ms
 from coinpilot_pipelines.storage.continuity import holes
+from coinpilot_pipelines.storage.frames import of_series
 from coinpilot_pipelines.storage.schema import gap_segments, ohlcv_candles
 
 ACTIVE_STATES = ("open", "repairing")
@@ -59,11 +60,6 @@ class Registration:
     created: bool  # False when the gap was merged into a segment already being tracked
 
 
-def _of_series(series: SeriesKey):  # noqa: ANN202 - SQLAlchemy clause
-    return and_(gap_segments.c.exchange == series.exchange, gap_segments.c.symbol == series.symbol,
-                gap_segments.c.interval == series.interval.code)
-
-
 def lock_series(connection: Connection, series: SeriesKey) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
@@ -73,8 +69,7 @@ def lock_series(connection: Connection, series: SeriesKey) -> None:
 def remaining_bars(connection: Connection, series: SeriesKey, start: datetime, end: datetime) -> int:
     present = connection.execute(
         select(func.count()).select_from(ohlcv_candles).where(
-            ohlcv_candles.c.exchange == series.exchange, ohlcv_candles.c.symbol == series.symbol,
-            ohlcv_candles.c.interval == series.interval.code,
+            of_series(ohlcv_candles, series),
             ohlcv_candles.c.open_time >= start, ohlcv_candles.c.open_time < end,
         )
     ).scalar_one()
@@ -88,7 +83,7 @@ def _overlapping(connection: Connection, series: SeriesKey, start: datetime, end
     else:
         touches = and_(gap_segments.c.from_open_time < end, gap_segments.c.to_open_time > start)
     rows = connection.execute(
-        select(gap_segments).where(_of_series(series), gap_segments.c.state.in_(states), touches)
+        select(gap_segments).where(of_series(gap_segments, series), gap_segments.c.state.in_(states), touches)
         .order_by(gap_segments.c.id)
     ).all()
     return [Segment.from_row(r) for r in rows]
@@ -261,7 +256,7 @@ def get_segment(engine: Engine, segment_id: int) -> Segment:
 def list_segments(engine: Engine, series: SeriesKey | None = None, states: tuple[str, ...] | None = None) -> list[Segment]:
     query = select(gap_segments).order_by(gap_segments.c.id)
     if series is not None:
-        query = query.where(_of_series(series))
+        query = query.where(of_series(gap_segments, series))
     if states is not None:
         query = query.where(gap_segments.c.state.in_(states))
     with engine.connect() as connection:

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.storage.features import read_closes
-from coinpilot_pipelines.storage.frames import query_frame
+from coinpilot_pipelines.storage.frames import of_series, query_frame
 from coinpilot_pipelines.storage.schema import (
     calibration_reports,
     model_inference_log,
@@ -92,8 +92,7 @@ def log_inference(engine: Engine, rows: list[dict]) -> int:
 def scored_times(engine: Engine, series: SeriesKey, model_name: str, since: datetime) -> set[datetime]:
     """The bars from ``since`` on that the log holds a score of, by any version of the model."""
     query = select(model_inference_log.c.open_time).where(
-        model_inference_log.c.exchange == series.exchange, model_inference_log.c.symbol == series.symbol,
-        model_inference_log.c.interval == series.interval.code, model_inference_log.c.model_name == model_name,
+        of_series(model_inference_log, series), model_inference_log.c.model_name == model_name,
         model_inference_log.c.open_time >= since)
     with engine.connect() as connection:
         return set(connection.execute(query).scalars())
@@ -101,8 +100,7 @@ def scored_times(engine: Engine, series: SeriesKey, model_name: str, since: date
 
 def unrealized(engine: Engine, series: SeriesKey) -> pd.DataFrame:
     query = select(model_inference_log.c.id, model_inference_log.c.open_time, model_inference_log.c.horizon_bars).where(
-        model_inference_log.c.exchange == series.exchange, model_inference_log.c.symbol == series.symbol,
-        model_inference_log.c.interval == series.interval.code, model_inference_log.c.realized_at.is_(None))
+        of_series(model_inference_log, series), model_inference_log.c.realized_at.is_(None))
     with engine.connect() as connection:
         return query_frame(connection, query)
 
@@ -157,8 +155,7 @@ def scored_bars(engine: Engine, series: SeriesKey, start: datetime, end: datetim
     """``open_time``, ``probability``, ``close`` of each bar in ``[start, end)`` the log scored,
     by whichever model scored it last (the champion of the moment), ascending."""
     query = select(model_inference_log.c.id, model_inference_log.c.open_time, model_inference_log.c.probability).where(
-        model_inference_log.c.exchange == series.exchange, model_inference_log.c.symbol == series.symbol,
-        model_inference_log.c.interval == series.interval.code, model_inference_log.c.open_time >= start,
+        of_series(model_inference_log, series), model_inference_log.c.open_time >= start,
         model_inference_log.c.open_time < end)
     with engine.connect() as connection:
         scored = query_frame(connection, query)

@@ -490,3 +490,28 @@ exchange_backoff = Table(
     Column("reason", Text(), nullable=True),
     Column("updated_at", UtcTimestamp(), nullable=False),
 )
+
+# -- operations ----------------------------------------------------------------------------------
+
+# The state each alert was last sent for (alerts/): a check or key state per subject (a symbol, a
+# news source, a risk profile, a job), so a flapping check alerts once per change, not per evaluation.
+alert_states = Table(
+    "alert_states",
+    metadata,
+    Column("kind", String(64), nullable=False),  # a check name or a key state, e.g. daily_loss_limit
+    Column("subject", String(128), nullable=False),
+    Column("state", String(64), nullable=False),
+    Column("changed_at", UtcTimestamp(), nullable=False),
+    PrimaryKeyConstraint("kind", "subject"),
+)
+
+# Values the metrics exporter reads that otherwise live outside this database: the effective trade
+# mode (a Dagster run tag) and the champion version (an MLflow alias), written where they are decided.
+runtime_state = Table(
+    "runtime_state",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", Text(), nullable=False),
+    Column("updated_at", UtcTimestamp(), nullable=False),
+    Column("dagster_run_id", String(64), nullable=True),
+)

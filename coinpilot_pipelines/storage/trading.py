@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from coinpilot_pipelines.market.candles import SeriesKey
-from coinpilot_pipelines.storage.frames import query_frame
+from coinpilot_pipelines.storage.frames import of_series, query_frame
 from coinpilot_pipelines.storage.schema import (
     agent_decisions,
     live_positions,
@@ -93,8 +93,7 @@ def set_signal_status(engine: Engine, signal_id: int, status: str, reason: str |
 
 def last_scanned_bar(engine: Engine, series: SeriesKey) -> datetime | None:
     query = select(func.max(signal_scans.c.bar_open_time)).where(
-        signal_scans.c.exchange == series.exchange, signal_scans.c.symbol == series.symbol,
-        signal_scans.c.interval == series.interval.code)
+        of_series(signal_scans, series))
     with engine.connect() as connection:
         return connection.execute(query).scalar()
 

@@ -32,13 +32,22 @@ def day_of(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def realized_today(state: RiskState, at: datetime) -> Decimal:
+    """The PnL realized on the UTC day of ``at`` (the state may still hold an earlier day's)."""
+    return state.daily_realized_pnl if day_of(at) == state.trading_day else Decimal(0)
+
+
+def daily_loss_limit_reached(state: RiskState, daily_loss_limit: Decimal, at: datetime) -> bool:
+    return realized_today(state, at) <= -daily_loss_limit
+
+
 def entry_refusal(state: RiskState, limits: RiskLimits, *, at: datetime, open_positions: int,
                   notional: Decimal) -> str | None:
     """Why an entry at ``at`` is refused, or None when it passes every limit."""
     if state.cooldown_until is not None and at < state.cooldown_until:
         return f"cooldown after {limits.losing_streak} losing trades until {state.cooldown_until.isoformat()}"
-    pnl_today = state.daily_realized_pnl if day_of(at) == state.trading_day else Decimal(0)
-    if pnl_today <= -limits.daily_loss_limit:
+    if daily_loss_limit_reached(state, limits.daily_loss_limit, at):
+        pnl_today = realized_today(state, at)
         return f"daily loss limit reached: {pnl_today} <= -{limits.daily_loss_limit}"
     if open_positions >= limits.max_open_positions:
         return f"{open_positions} positions open, the maximum is {limits.max_open_positions}"
