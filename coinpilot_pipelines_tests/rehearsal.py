@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -134,9 +135,18 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def step_processes(run_worker: int) -> list[int]:
+    """The multiprocess executor's step workers under a run worker (not multiprocessing's resource tracker)."""
+    return [pid for pid in children(run_worker)
+            if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+
+
 class GraphQL:
-    def __init__(self, url: str) -> None:
+    """The webserver's GraphQL API, as the UI uses it, for the code location named ``location``."""
+
+    def __init__(self, url: str, location: str = LOCATION) -> None:
         self._http = httpx.Client(base_url=url, timeout=60)
+        self.location = location
 
     def __call__(self, query: str, **variables: Any) -> dict:
         response = self._http.post("/graphql", json={"query": query, "variables": variables})
@@ -145,6 +155,71 @@ class GraphQL:
         if body.get("errors"):
             raise RuntimeError(f"GraphQL errors: {body['errors']}")
         return body["data"]
+
+    def launch_run(self, job: str, tags: dict[str, str] | None = None) -> str:
+        data = self("""mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+            __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+            ... on RunConfigValidationInvalid { errors { message } } } }""",
+                    params={"selector": {"repositoryLocationName": self.location, "repositoryName": REPOSITORY,
+                                         "jobName": job},
+                            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}})
+        result = data["launchRun"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
+    def runs(self, **run_filter: Any) -> list[dict]:
+        data = self("""query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results {
+            runId status jobName startTime endTime parentRunId tags { key value } } } } }""", filter=run_filter)
+        return data["runsOrError"]["results"]
+
+    def run(self, run_id: str) -> dict:
+        (found,) = self.runs(runIds=[run_id])
+        return found
+
+    def run_finished(self, run_id: str) -> dict | None:
+        found = self.run(run_id)
+        return found if found["status"] in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    def location_loaded(self) -> bool:
+        data = self("""{ workspaceOrError { ... on Workspace { locationEntries {
+            name loadStatus locationOrLoadError { __typename } } } } }""")
+        entries = data["workspaceOrError"]["locationEntries"]
+        return any(e["name"] == self.location and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+                   for e in entries)
+
+    def daemons(self) -> dict[str, bool]:
+        data = self("""{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }""")
+        return {d["daemonType"]: d["healthy"] for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]
+                if d["required"]}
+
+    def launch_backfill(self, partitions: list[str]) -> str:
+        data = self("""mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+            __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+                            params={"assetSelection": [{"path": ["candles"]}], "partitionNames": partitions})
+        result = data["launchPartitionBackfill"]
+        assert result["__typename"] == "LaunchBackfillSuccess", result
+        return result["backfillId"]
+
+    def backfill(self, backfill_id: str) -> dict:
+        return self("""query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+            ... on PartitionBackfill { status } } }""", id=backfill_id)["partitionBackfillOrError"]
+
+    def run_events(self, run_id: str) -> list[dict]:
+        data = self("""query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection {
+            events { __typename ... on MessageEvent { message stepKey } } } } }""", runId=run_id)
+        return data["logsForRun"]["events"]
+
+    def running_step(self, run_ids: list[str]) -> tuple[str, int, int] | None:
+        """A run whose step has started executing: its id, its run worker's and its step worker's pids."""
+        for run_id in run_ids:
+            events = self.run_events(run_id)
+            if not any(e["__typename"] == "ExecutionStepStartEvent" for e in events):
+                continue
+            pids = [int(m.group(1)) for e in events
+                    if (m := re.search(r"Started process for run \(pid: (\d+)\)", e.get("message") or ""))]
+            if pids and alive(pids[0]) and step_processes(pids[0]):
+                return run_id, pids[0], step_processes(pids[0])[0]
+        return None
 
     def close(self) -> None:
         self._http.close()
@@ -238,61 +313,12 @@ class Topology:
         self.pg.destroy()
 
     # -- the operator's view ---------------------------------------------------------------------
-    def location_loaded(self) -> bool:
-        data = self.graphql("""{ workspaceOrError { ... on Workspace { locationEntries {
-            name loadStatus locationOrLoadError { __typename } } } } }""")
-        entries = data["workspaceOrError"]["locationEntries"]
-        return any(e["name"] == LOCATION and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
-                   for e in entries)
-
-    def daemons(self) -> dict[str, bool]:
-        data = self.graphql("""{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }""")
-        return {d["daemonType"]: d["healthy"] for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]
-                if d["required"]}
-
     def wait_for_code_server(self) -> None:
         """After a code-server (re)start: its health check passes and the webserver has reloaded it."""
         wait_for("the code server's health check", lambda: self.compose_healthcheck("user_code").returncode == 0, 120, 2)
         self.graphql("""mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) {
             __typename } }""", name=LOCATION)
-        wait_for("the code location to load in the webserver", self.location_loaded, 120, every_s=2)
-
-    def launch_backfill(self, partitions: list[str]) -> str:
-        data = self.graphql("""mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
-            __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-                            params={"assetSelection": [{"path": ["candles"]}], "partitionNames": partitions})
-        result = data["launchPartitionBackfill"]
-        assert result["__typename"] == "LaunchBackfillSuccess", result
-        return result["backfillId"]
-
-    def backfill(self, backfill_id: str) -> dict:
-        return self.graphql("""query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-            ... on PartitionBackfill { status } } }""", id=backfill_id)["partitionBackfillOrError"]
-
-    def launch_run(self, job: str, tags: dict[str, str] | None = None) -> str:
-        data = self.graphql("""mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-            __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-            ... on RunConfigValidationInvalid { errors { message } } } }""",
-                            params={"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY,
-                                                 "jobName": job},
-                                    "executionMetadata": {"tags": [{"key": k, "value": v}
-                                                                   for k, v in (tags or {}).items()]}})
-        result = data["launchRun"]
-        assert result["__typename"] == "LaunchRunSuccess", result
-        return result["run"]["runId"]
-
-    def runs(self, **run_filter: Any) -> list[dict]:
-        data = self.graphql("""query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results {
-            runId status jobName startTime endTime parentRunId tags { key value } } } } }""", filter=run_filter)
-        return data["runsOrError"]["results"]
-
-    def run(self, run_id: str) -> dict:
-        (found,) = self.runs(runIds=[run_id])
-        return found
-
-    def run_finished(self, run_id: str) -> dict | None:
-        found = self.run(run_id)
-        return found if found["status"] in ("SUCCESS", "FAILURE", "CANCELED") else None
+        wait_for("the code location to load in the webserver", self.graphql.location_loaded, 120, every_s=2)
 
     def start_sensor(self, name: str) -> None:
         data = self.graphql("""mutation($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -95,8 +96,15 @@ def test_defaults_are_the_embedded_ones(tmp_path: Path) -> None:
     assert settings.market_exchange == "binance" and settings.binance_base_url == "https://api.binance.com"
 
 
-def test_demo_runs_on_a_fresh_home_and_prints_the_summary(tmp_path: Path) -> None:
-    result = run("coinpilot_pipelines.cli", "demo", env=clean_env(tmp_path / "home"), cwd=tmp_path)
+def candle_table(home: Path) -> list[tuple]:
+    with sqlite3.connect(home / "coinpilot.db") as connection:
+        return connection.execute("SELECT * FROM ohlcv_candles ORDER BY symbol, open_time").fetchall()
+
+
+def test_demo_runs_on_a_fresh_home_and_prints_the_summary_and_again_on_the_same_home(tmp_path: Path) -> None:
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run("coinpilot_pipelines.cli", "demo", env=clean_env(home), cwd=elsewhere)
     assert result.returncode == 0, result.stderr[-3000:]
     # All 21 days of the BTCUSDT recording: enough held-out bars for a champion to earn its place.
     assert "| BTCUSDT  |         30240 |      30240 |              100 |         0 |" in result.stdout
@@ -120,6 +128,14 @@ def test_demo_runs_on_a_fresh_home_and_prints_the_summary(tmp_path: Path) -> Non
     rows = [line for line in result.stdout.splitlines() if re.match(r"\| BTCUSDT +\| model +\| (enter|exit) ", line)]
     assert rows and all(re.search(r"\| executed +\|", line) for line in rows), result.stdout
     instance.dispose()
+
+    # The second demo on the same home: it succeeds, stores no bar again and changes none.
+    first_candles = candle_table(home)
+    again = run("coinpilot_pipelines.cli", "demo", env=clean_env(home), cwd=elsewhere)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert candle_table(home) == first_candles
+    # Nothing outside COINPILOT_HOME: no mlflow.db or mlruns in the working directory, nothing beside the home.
+    assert list(elsewhere.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "home"]
 
 
 def test_a_demo_too_short_to_judge_a_model_says_plainly_that_none_beat_the_baseline(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, func, select
 
 from coinpilot_pipelines.storage.schema import ohlcv_candles, promotion_events
 
-from .rehearsal import TIMING_OVERLAY, Topology, alive, children, topology, wait_for
+from .rehearsal import TIMING_OVERLAY, Topology, alive, topology, wait_for
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.timeout(600)]
 
@@ -46,33 +46,8 @@ def partitions(first: date, days: int, symbols: tuple[str, ...] = SYMBOLS) -> li
     return [f"{first + timedelta(days=d)}|{s}" for s in symbols for d in range(days)]
 
 
-def run_events(rehearsal: Topology, run_id: str) -> list[dict]:
-    data = rehearsal.graphql("""query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection {
-        events { __typename ... on MessageEvent { message stepKey } } } } }""", runId=run_id)
-    return data["logsForRun"]["events"]
-
-
-def step_processes(run_worker: int) -> list[int]:
-    """The multiprocess executor's step workers under a run worker (not multiprocessing's resource tracker)."""
-    return [pid for pid in children(run_worker)
-            if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
-
-
-def running_step(rehearsal: Topology, run_ids: list[str]) -> tuple[str, int, int] | None:
-    """A run whose step has started executing: its id, its run worker's and its step worker's pids."""
-    for run_id in run_ids:
-        events = run_events(rehearsal, run_id)
-        if not any(e["__typename"] == "ExecutionStepStartEvent" for e in events):
-            continue
-        pids = [int(m.group(1)) for e in events
-                if (m := re.search(r"Started process for run \(pid: (\d+)\)", e.get("message") or ""))]
-        if pids and alive(pids[0]) and step_processes(pids[0]):
-            return run_id, pids[0], step_processes(pids[0])[0]
-    return None
-
-
 def backfill_runs(rehearsal: Topology, backfill_id: str) -> list[dict]:
-    return rehearsal.runs(tags=[{"key": "dagster/backfill", "value": backfill_id}])
+    return rehearsal.graphql.runs(tags=[{"key": "dagster/backfill", "value": backfill_id}])
 
 
 def stored_bars(database_url: str) -> dict[str, tuple[int, int]]:
@@ -99,8 +74,8 @@ def test_the_production_topology_survives_what_operators_see(tmp_path: Path) -> 
         assert "Set concurrency limit for exchange_api to 4." in deployed
         assert "Set concurrency limit for orders to 1." in deployed
         rehearsal.start_all()
-        wait_for("the code location to load in the webserver", rehearsal.location_loaded, 180, every_s=2)
-        wait_for("every required daemon to report healthy", lambda: all(rehearsal.daemons().values()), 120, every_s=2)
+        wait_for("the code location to load in the webserver", rehearsal.graphql.location_loaded, 180, every_s=2)
+        wait_for("every required daemon to report healthy", lambda: all(rehearsal.graphql.daemons().values()), 120, every_s=2)
         for service in ("postgres", "mlflow", "user_code", "webserver", "daemon"):
             check = wait_for(f"the {service} health check of docker/compose.yaml",
                              lambda s=service: (r := rehearsal.compose_healthcheck(s)).returncode == 0 and r, 60, 2)
@@ -110,21 +85,21 @@ def test_the_production_topology_survives_what_operators_see(tmp_path: Path) -> 
         # -- a backfill whose run worker is killed mid-step -------------------------------------
         rehearsal.exchange_scenario({"latency_s": 2.0})  # slow enough to kill a worker mid-fetch
         launched = time.monotonic()
-        backfill_id = rehearsal.launch_backfill(partitions(FIRST_DAY, DAYS))
-        run_id, worker, step = wait_for("a backfill run's candles step to be fetching", lambda: running_step(
-            rehearsal, [r["runId"] for r in backfill_runs(rehearsal, backfill_id)]), 120)
+        backfill_id = rehearsal.graphql.launch_backfill(partitions(FIRST_DAY, DAYS))
+        run_id, worker, step = wait_for("a backfill run's candles step to be fetching", lambda: rehearsal.graphql.running_step(
+            [r["runId"] for r in backfill_runs(rehearsal, backfill_id)]), 120)
         killed_at = time.monotonic()
         os.kill(worker, signal.SIGKILL)
         rehearsal.exchange_scenario({})
         wait_for("the step worker to end with its run worker", lambda: not alive(step), 10)
-        failed = wait_for("the killed run to be marked failed", lambda: rehearsal.run_finished(run_id), 60)
+        failed = wait_for("the killed run to be marked failed", lambda: rehearsal.graphql.run_finished(run_id), 60)
         assert failed["status"] == "FAILURE"
         retry = wait_for("a retry of the killed run", lambda: next(
-            (r for r in rehearsal.runs(tags=[{"key": "dagster/parent_run_id", "value": run_id}])), None), 90)
+            (r for r in rehearsal.graphql.runs(tags=[{"key": "dagster/parent_run_id", "value": run_id}])), None), 90)
         assert {t["key"]: t["value"] for t in retry["tags"]}["dagster/retry_number"] == "1"
-        assert wait_for("the retry to finish", lambda: rehearsal.run_finished(retry["runId"]), 120)["status"] == "SUCCESS"
+        assert wait_for("the retry to finish", lambda: rehearsal.graphql.run_finished(retry["runId"]), 120)["status"] == "SUCCESS"
         figures["recovery_after_killed_worker_s"] = round(time.monotonic() - killed_at)
-        wait_for("the backfill to complete", lambda: rehearsal.backfill(backfill_id)["status"].startswith("COMPLETED"),
+        wait_for("the backfill to complete", lambda: rehearsal.graphql.backfill(backfill_id)["status"].startswith("COMPLETED"),
                  120, every_s=2)
         figures["backfill_s"] = round(time.monotonic() - launched)
         assert stored_bars(rehearsal.database_url) == {s: (DAYS * 1440, DAYS * 1440) for s in SYMBOLS}
@@ -135,19 +110,19 @@ def test_the_production_topology_survives_what_operators_see(tmp_path: Path) -> 
 
         # -- the code server killed under a running run -----------------------------------------
         rehearsal.exchange_scenario({"latency_s": 3.0})
-        second_backfill = rehearsal.launch_backfill(partitions(FIRST_DAY + timedelta(days=DAYS), DAYS, ("BTCUSDT",)))
-        orphan_run, _, _ = wait_for("the second backfill's step to be fetching", lambda: running_step(
-            rehearsal, [r["runId"] for r in backfill_runs(rehearsal, second_backfill)]), 120)
+        second_backfill = rehearsal.graphql.launch_backfill(partitions(FIRST_DAY + timedelta(days=DAYS), DAYS, ("BTCUSDT",)))
+        orphan_run, _, _ = wait_for("the second backfill's step to be fetching", lambda: rehearsal.graphql.running_step(
+            [r["runId"] for r in backfill_runs(rehearsal, second_backfill)]), 120)
         rehearsal.services["user_code"].kill_group()
         rehearsal.exchange_scenario({})
         rehearsal.services["user_code"].start()
         rehearsal.wait_for_code_server()
 
         # -- the ML chain on PostgreSQL, while the orphaned run waits for its backstop ----------
-        retrain = rehearsal.launch_run("retrain_job")
-        assert wait_for("retrain_job", lambda: rehearsal.run_finished(retrain), 240, every_s=2)["status"] == "SUCCESS"
-        calibration = rehearsal.launch_run("calibration_job")
-        calibrated = wait_for("calibration_job", lambda: rehearsal.run_finished(calibration), 240, every_s=2)
+        retrain = rehearsal.graphql.launch_run("retrain_job")
+        assert wait_for("retrain_job", lambda: rehearsal.graphql.run_finished(retrain), 240, every_s=2)["status"] == "SUCCESS"
+        calibration = rehearsal.graphql.launch_run("calibration_job")
+        calibrated = wait_for("calibration_job", lambda: rehearsal.graphql.run_finished(calibration), 240, every_s=2)
         engine = create_engine(rehearsal.database_url)
         with engine.connect() as connection:
             decisions = connection.execute(select(func.count()).select_from(promotion_events)).scalar()
@@ -156,7 +131,7 @@ def test_the_production_topology_survives_what_operators_see(tmp_path: Path) -> 
         figures["calibration_job"] = calibrated["status"]
 
         orphan = wait_for("the orphaned run to end by the run-monitoring backstop",
-                          lambda: rehearsal.run_finished(orphan_run), 180, every_s=2)
+                          lambda: rehearsal.graphql.run_finished(orphan_run), 180, every_s=2)
         assert orphan["status"] == "FAILURE"
         wait_for("its exchange_api slot to be freed",
                  lambda: rehearsal.pool("exchange_api")["activeSlotCount"] == 0, 60)
@@ -167,19 +142,19 @@ def test_the_production_topology_survives_what_operators_see(tmp_path: Path) -> 
             (t for t in rehearsal.sensor_ticks("live_kline_sensor") if t["cursor"]), None), 60, every_s=2)
         rehearsal.services["daemon"].kill_group()
         killed_daemon_at = time.time()
-        queued = [rehearsal.launch_run("order_executor_job") for _ in range(2)]
-        assert {rehearsal.run(r)["status"] for r in queued} == {"QUEUED"}
+        queued = [rehearsal.graphql.launch_run("order_executor_job") for _ in range(2)]
+        assert {rehearsal.graphql.run(r)["status"] for r in queued} == {"QUEUED"}
         rehearsal.services["user_code"].kill_group()
         dead = wait_for("the compose health check to report the dead daemon",
                         lambda: (r := rehearsal.compose_healthcheck("daemon")).returncode != 0 and r, 120, every_s=5)
         assert "not running" in dead.stdout
         figures["dead_daemon_detected_after_s"] = round(time.time() - killed_daemon_at)
         rehearsal.services["daemon"].start()
-        wait_for("the restarted daemon to report healthy", lambda: all(rehearsal.daemons().values()), 120, every_s=2)
+        wait_for("the restarted daemon to report healthy", lambda: all(rehearsal.graphql.daemons().values()), 120, every_s=2)
         time.sleep(TIMING_OVERLAY["run_queue"]["user_code_failure_retry_delay"])  # a dequeue fails meanwhile
         rehearsal.services["user_code"].start()
         rehearsal.wait_for_code_server()
-        executed = [wait_for(f"queued run {r}", lambda r=r: rehearsal.run_finished(r), 240, every_s=2) for r in queued]
+        executed = [wait_for(f"queued run {r}", lambda r=r: rehearsal.graphql.run_finished(r), 240, every_s=2) for r in queued]
         assert [r["status"] for r in executed] == ["SUCCESS", "SUCCESS"]
         first, second = sorted(executed, key=lambda r: r["startTime"])
         assert first["endTime"] <= second["startTime"], "two order executors overlapped"

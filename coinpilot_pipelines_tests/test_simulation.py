@@ -54,6 +54,7 @@ IDENTIFIERS = {
     "calibration_reports": {"mlflow_run_id", "dagster_run_id"},
     "upbit_order_attempts": {"uuid", "response_json", "latency_ms"},
     "agent_decisions": {"latency_ms"},
+    "runtime_state": {"dagster_run_id"},
 }
 
 

@@ -80,7 +80,9 @@ def ui(host: str, port: int, mlflow_port: int) -> None:
             started.append(start_session(
                 [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", settings.mlflow_tracking_uri,
                  "--no-serve-artifacts", "--host", host, "--port", str(mlflow_port), "--workers", "1"],
-                env=os.environ.copy(), cwd=settings.home))
+                # Without its job runner: seven queue consumers for GenAI jobs this project never submits,
+                # whose jobs start sessions of their own that stopping this session would not reach.
+                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, cwd=settings.home))
             click.echo(f"the MLflow UI on http://{host}:{mlflow_port}")
         click.echo(f"opening the Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
         try:
