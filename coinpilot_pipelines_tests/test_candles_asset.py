@@ -17,6 +17,7 @@ from coinpilot_pipelines.storage.gap_segments import list_segments
 from coinpilot_pipelines.storage.schema import candle_rejects, ohlcv_candles
 
 from .dagster_helpers import QUIET, failure_text, market_resources, range_tags, settings_for
+from .picture_helpers import decoded, inline_png
 
 UTC = timezone.utc
 
@@ -61,6 +62,7 @@ def test_a_partition_materializes_with_metadata_and_passing_checks(db_url: str, 
     assert metadata["first_open_time"] == datetime(2023, 3, 10, tzinfo=UTC).timestamp()
     assert "| symbol" in metadata["run_per_symbol"] and "2023-03-10 00:00" in metadata["preview"]
     assert check(result, SCHEMA_CHECK).passed and check(result, CONTINUITY_CHECK).passed
+    decoded(inline_png(metadata["chart"]))
 
 
 def test_materializing_the_same_partition_twice_leaves_identical_rows(db_url: str, emulator) -> None:  # noqa: ANN001
@@ -114,6 +116,7 @@ def test_an_outage_yields_fewer_bars_and_a_warning_not_an_error(db_url: str, emu
     assert result.success
     assert materialization_metadata(result)["missing_bars"] == 45
     assert materialization_metadata(result)["gap_segments_registered"] == 1
+    decoded(inline_png(materialization_metadata(result)["chart"]))
     (segment,) = list_segments(get_engine(db_url))
     assert (segment.source, segment.remaining_bars, segment.state) == ("ingest", 45, "open")
     continuity = check(result, CONTINUITY_CHECK)

@@ -28,6 +28,7 @@ from coinpilot_pipelines.storage.gap_segments import (
 )
 
 from .dagster_helpers import QUIET, project_definitions
+from .picture_helpers import decoded, inline_png
 
 UTC = timezone.utc
 MINUTE = Interval.parse("1m")
@@ -201,6 +202,7 @@ def test_scan_job_registers_gaps_once_and_reports_completeness(pg_url: str, emul
     assert (metadata[0]["segments_inserted"], metadata[1]["segments_inserted"]) == (1, 0)
     assert metadata[0]["open_segments"] == 1 and metadata[0]["min_completeness_pct"] == round(100 * (2880 - 30) / 2880, 4)
     assert "| XRPUSDT  |" in metadata[0]["per_symbol"]
+    decoded(inline_png(metadata[0]["completeness_strip"]))
     segments = list_segments(get_engine(pg_url))
     assert [(s.series.symbol, s.remaining_bars, s.source, s.state) for s in segments] == [("XRPUSDT", 30, "scan", "open")]
 

@@ -14,6 +14,7 @@ from coinpilot_pipelines.storage.database import get_engine
 from coinpilot_pipelines.emulator.feeds import DEFAULT_SOURCES
 from coinpilot_pipelines.settings import Settings
 from coinpilot_pipelines_tests.dagster_helpers import QUIET, news_resources, project_definitions
+from coinpilot_pipelines_tests.picture_helpers import decoded, inline_png
 
 SOURCES = tuple(DEFAULT_SOURCES)
 
@@ -52,6 +53,7 @@ def test_news_assets_bootstrap_an_empty_store_then_poll_once(sqlite_url: str, em
     assert stats["polls_evaluated"].value == 6 * len(SOURCES)
     assert "| prnewswire            |       6 |    20 |    18 |         0 |            2 |" in stats["per_source"].value
     assert "recent_polls" in stats
+    decoded(inline_png(stats["dedup_ratio_chart"].value))
     [check] = first.get_asset_check_evaluations()
     assert (check.check_name, check.passed) == (HEALTH_CHECK, True)
 

@@ -26,6 +26,7 @@ from coinpilot_pipelines.trading.guards import LIVE_GUARD_PHRASE
 from coinpilot_pipelines.trading.signals import Signal
 
 from .dagster_helpers import QUIET, settings_for
+from .picture_helpers import decoded, inline_png
 from .test_ai_review import tool_answer
 from .trading_helpers import BTC, MARKET_START, stored_market
 
@@ -123,6 +124,8 @@ def test_shadow_run_records_the_mode_and_why_and_calls_no_exchange(sqlite_url: s
     why = mode_output.event_specific_data.metadata
     assert why["effective_mode"].value == "shadow" and "UPBIT_TRADE_MODE is 'shadow'" in why["why"].value
     assert attempts(get_engine(sqlite_url))["status"].tolist() == ["logged"]
+    reconciled = next(e for e in result.all_events if e.is_successful_output and e.step_key == "reconcile_orders")
+    decoded(inline_png(reconciled.step_output_data.metadata["trades_chart"].value))
     after = emulator.stats()["by_route"]
     assert {k: v for k, v in after.items() if k.startswith(("GET /v1/", "POST /v1/"))} == \
         {k: v for k, v in before.items() if k.startswith(("GET /v1/", "POST /v1/"))}

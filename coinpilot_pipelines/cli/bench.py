@@ -45,6 +45,7 @@ def bench(context: click.Context, out: str, dsn: str | None) -> None:
     from coinpilot_pipelines.bench.environment import machine_description
     from coinpilot_pipelines.bench.features import bench_features
     from coinpilot_pipelines.bench.ingest import bench_ingest
+    from coinpilot_pipelines.bench.pictures import bench_pictures
     from coinpilot_pipelines.bench.scale import bench_scale
     from coinpilot_pipelines.bench.scan import bench_scan
     from coinpilot_pipelines.bench.sensor import bench_sensor
@@ -52,7 +53,7 @@ def bench(context: click.Context, out: str, dsn: str | None) -> None:
     rows: list[BenchRow] = []
     for name, days, measure in (("ingest", 365, bench_ingest), ("scan", 365, bench_scan),
                                 ("features", 365, bench_features), ("sensor", 1, bench_sensor),
-                                ("scale", 30, bench_scale)):
+                                ("scale", 30, bench_scale), ("pictures", 365, bench_pictures)):
         rows += _run(name, days, dsn, measure)
     table = _print_table(rows)
     machine = machine_description()
@@ -90,6 +91,14 @@ def bench_sensor_command(days: int, dsn: str | None) -> None:
     from coinpilot_pipelines.bench.sensor import bench_sensor
 
     _print_table(_run("sensor", days, dsn, bench_sensor))
+
+
+@bench.command(name="pictures", help="What drawing each picture costs, over N days of 1m bars (in memory).")
+@_options
+def bench_pictures_command(days: int, dsn: str | None) -> None:
+    from coinpilot_pipelines.bench.pictures import bench_pictures
+
+    _print_table(_run("pictures", days, dsn, bench_pictures))
 
 
 @bench.command(name="scale", help="Ten symbols x N days backfilled by 1, 2 and 4 parallel runs (PostgreSQL).")

@@ -10,17 +10,22 @@ from sqlalchemy import Engine
 
 from coinpilot_pipelines.clients.http import RequestStats
 from coinpilot_pipelines.clock import Clock
+from coinpilot_pipelines.defs.images import png_markdown
 from coinpilot_pipelines.defs.partitions import days_between, partition_key, windows_by_symbol
 from coinpilot_pipelines.defs.pools import EXCHANGE_POOL
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
+from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.market.ingest import IngestReport, ingest_candles
 from coinpilot_pipelines.market.intervals import to_ms
-from coinpilot_pipelines.storage.candles import WindowSummary, consistency_violations, day_summaries
+from coinpilot_pipelines.pictures.market import candles_day
+from coinpilot_pipelines.storage.candles import WindowSummary, consistency_violations, day_summaries, read_candles
 from coinpilot_pipelines.storage.continuity import holes_in
 from coinpilot_pipelines.storage.gap_segments import register_gap
 
 SCHEMA_CHECK = "candles_contract"
 CONTINUITY_CHECK = "candles_continuity"
+CANDLE_BUCKET = timedelta(minutes=30)  # a day of 1m bars drawn as 48 candles
+OHLC = ("open", "high", "low", "close")
 
 
 def _per_symbol_table(reports: list[IngestReport]) -> str:
@@ -80,12 +85,14 @@ def run_metadata(reports: list[IngestReport], request_stats: RequestStats) -> di
     return metadata
 
 
-def partition_metadata(report: IngestReport, day: datetime, stored: WindowSummary | None) -> dict[str, Any]:
-    """One day of one symbol as this run left it: what was fetched and inserted, what is there."""
+def partition_metadata(engine: Engine, report: IngestReport, day: datetime,
+                       stored: WindowSummary | None) -> dict[str, Any]:
+    """One day of one symbol as this run left it: what was fetched and inserted, what is there, its chart."""
     end = min(day + timedelta(days=1), report.window_end)
     expected = report.series.interval.bars_between(to_ms(day), to_ms(end)) if end > day else 0
     present = stored.present_bars if stored else 0
     metadata: dict[str, Any] = {
+        "chart": day_chart(engine, report.series, day, end) if end > day else dg.MetadataValue.md("_no closed bar yet_"),
         "rows_fetched": report.fetched_by_day.get(day, 0),
         "rows_inserted": report.counts.inserted_by_day.get(day, 0),
         "rows_rejected": report.rejected_by_day.get(day, 0),
@@ -98,6 +105,15 @@ def partition_metadata(report: IngestReport, day: datetime, stored: WindowSummar
         metadata["first_open_time"] = dg.MetadataValue.timestamp(stored.first_open_time)
         metadata["last_open_time"] = dg.MetadataValue.timestamp(stored.last_open_time)
     return metadata
+
+
+def day_chart(engine: Engine, series: SeriesKey, day: datetime, end: datetime) -> dg.MetadataValue:
+    """The day's candles as stored, with the ranges still missing in ``[day, end)`` shaded."""
+    bars = read_candles(engine, series, day, end)[["open_time", *OHLC]].astype({c: "float64" for c in OHLC})
+    missing = [(gap.from_open_time, gap.to_open_time) for gap in holes_in(engine, series, day, end)]
+    png = candles_day(bars, missing, start=day, end=day + timedelta(days=1),
+                      bucket=max(CANDLE_BUCKET, series.interval.delta), title=f"{series.symbol} {day:%Y-%m-%d}")
+    return png_markdown(png, f"{series.symbol} candles {day:%Y-%m-%d}")
 
 
 def register_missing(engine: Engine, report: IngestReport, now: datetime) -> int:
@@ -167,7 +183,7 @@ def build_candles_asset(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDe
                     # Each partition's materialization describes its own day, also in a single-run backfill.
                     stored = day_summaries(engine, report.series, start, end)
                     for day in days_between(start, end):
-                        context.add_asset_metadata(partition_metadata(report, day, stored.get(day)),
+                        context.add_asset_metadata(partition_metadata(engine, report, day, stored.get(day)),
                                                    partition_key=partition_key(day, symbol))
         finally:
             client.close()

@@ -10,16 +10,23 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy import Engine
 
 from coinpilot_pipelines.clock import Clock
+from coinpilot_pipelines.defs.images import png_markdown
 from coinpilot_pipelines.defs.pools import EXCHANGE_POOL
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.defs.runs import describe, runs_in_progress
+from coinpilot_pipelines.market.candles import SeriesKey
+from coinpilot_pipelines.market.intervals import to_ms
 from coinpilot_pipelines.market.repair import RepairOutcome, RepairPolicy, repair_segment
+from coinpilot_pipelines.pictures.market import completeness_strip
 from coinpilot_pipelines.settings import ContinuitySettings
+from coinpilot_pipelines.storage.candles import day_summaries
 from coinpilot_pipelines.storage.continuity import scan_continuity
 from coinpilot_pipelines.storage.gap_segments import (
     ACTIVE_STATES,
+    Segment,
     claim_due_segments,
     due_segments,
     get_segment,
@@ -51,6 +58,29 @@ def _percentile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def daily_completeness(engine: Engine, series: SeriesKey, days: pd.DatetimeIndex, window_end: datetime) -> list[float]:
+    """Stored over expected bars for each UTC day of ``days`` (the last one ends at ``window_end``)."""
+    stored = day_summaries(engine, series, days[0].to_pydatetime(), window_end)
+    shares = []
+    for day in days.to_pydatetime():
+        expected = series.interval.bars_between(to_ms(day), to_ms(min(day + timedelta(days=1), window_end)))
+        present = stored[day].present_bars if day in stored else 0
+        shares.append(present / expected if expected else 1.0)
+    return shares
+
+
+def outage_days(segments: list[Segment], window_start: datetime, window_end: datetime) -> list[datetime]:
+    """The UTC days inside the window touched by an unrecoverable segment."""
+    touched = set()
+    for segment in segments:
+        if segment.state != "unrecoverable":
+            continue
+        first = max(segment.from_open_time, window_start)
+        last = min(segment.to_open_time, window_end) - timedelta(milliseconds=1)
+        touched.update(pd.date_range(pd.Timestamp(first).floor("D"), pd.Timestamp(last).floor("D"), freq="D"))
+    return sorted(day.to_pydatetime() for day in touched)
+
+
 def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[str, ...],
                                  start_date: date) -> dict[str, list]:
     # Legacy config schemas: Pythonic `str`/`int` fields would accept Dagster's {"env": NAME} source.
@@ -80,6 +110,8 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
         config = context.op_execution_context.op_config
         window_start, window_end = scan_window(config["end"], config["days"], now, not_before=start_date)
         rows, inserted = [], 0
+        days = pd.date_range(window_start, window_end, freq="D", inclusive="left")
+        completeness, outages = {}, []
         for symbol in symbols:
             series = market_data.series(symbol)
             scan = scan_continuity(engine, series, window_start, window_end)
@@ -87,6 +119,9 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
                 inserted += sum(r.created for r in register_gap(
                     engine, series, gap.from_open_time, gap.to_open_time, source="scan", now=now))
             segments = list_segments(engine, series)
+            if len(days):
+                completeness[symbol] = daily_completeness(engine, series, days, window_end)
+                outages += [{"symbol": symbol, "day": day} for day in outage_days(segments, window_start, window_end)]
             recovered = [s for s in segments if s.state == "recovered" and s.recovered_at >= window_start]
             ttr = [(s.recovered_at - s.detected_at).total_seconds() for s in recovered]
             rows.append({
@@ -104,6 +139,13 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
             })
             context.log.info(f"{symbol}: {scan.present_bars}/{scan.expected_bars} bars, {len(scan.gaps)} gaps")
         table = pd.DataFrame(rows)
+        pictures = {}
+        if completeness:
+            png = completeness_strip(pd.DataFrame(completeness, index=days),
+                                     pd.DataFrame(outages, columns=["symbol", "day"]),
+                                     title=f"completeness per day, {window_start:%Y-%m-%d} .. {window_end:%Y-%m-%d} "
+                                           "(x: unrecoverable outage)")
+            pictures["completeness_strip"] = png_markdown(png, "completeness per symbol per day")
         return dg.MaterializeResult(metadata={
             "window_start": dg.MetadataValue.timestamp(window_start),
             "window_end": dg.MetadataValue.timestamp(window_end),
@@ -112,6 +154,7 @@ def build_continuity_definitions(settings: ContinuitySettings, symbols: tuple[st
             "unrecoverable_segments": int(table["unrecoverable"].sum()),
             "min_completeness_pct": float(table["completeness %"].min()),
             "per_symbol": dg.MetadataValue.md(table.to_markdown(index=False)),
+            **pictures,
         })
 
     continuity_scan_job = dg.define_asset_job(

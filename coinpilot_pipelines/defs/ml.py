@@ -11,12 +11,12 @@ import pandas as pd
 
 from coinpilot_pipelines.clients.mlflow_registry import CHAMPION, ModelRegistry, model_version_url, run_url
 from coinpilot_pipelines.clock import Clock
-from coinpilot_pipelines.defs.images import figure_markdown
-from coinpilot_pipelines.defs.partitions import windows_by_symbol
+from coinpilot_pipelines.defs.images import figure_markdown, png_markdown
+from coinpilot_pipelines.defs.partitions import partition_key, windows_by_symbol
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.features.candle_features import FEATURE_SET_VERSION, MODEL_FEATURES
 from coinpilot_pipelines.features.schema import feature_contract_failures
-from coinpilot_pipelines.features.service import refresh_features
+from coinpilot_pipelines.features.service import FeatureRun, refresh_features
 from coinpilot_pipelines.ml.bootstrap import BlockBootstrap
 from coinpilot_pipelines.ml.inference import NO_CHAMPION, ChampionCache, score_and_realize
 from coinpilot_pipelines.ml.labels import LabelSpec
@@ -25,6 +25,7 @@ from coinpilot_pipelines.ml.pipeline import train_and_register
 from coinpilot_pipelines.ml.promotion import PromotionPolicy
 from coinpilot_pipelines.ml.reporting import build_calibration_report
 from coinpilot_pipelines.ml.training import MODEL_KINDS, TrainingSpec
+from coinpilot_pipelines.pictures.features import bands_and_rsi
 from coinpilot_pipelines.settings import ModelSettings
 from coinpilot_pipelines.storage.models import reports_since
 
@@ -54,6 +55,16 @@ def _metrics_md(rows: dict[str, dict]) -> str:
     return pd.DataFrame(rows).T.round(5).to_markdown()
 
 
+def last_day_chart(run: FeatureRun) -> tuple[str, dg.MetadataValue] | None:
+    """The partition of the run's last day and its close, bands and RSI; None when that day has no bar."""
+    day = run.end - timedelta(days=1)
+    rows = run.features[run.features["open_time"] >= day]
+    if rows.empty:
+        return None
+    title = f"{run.series.symbol} {day:%Y-%m-%d}: close, Bollinger bands, RSI"
+    return partition_key(day, run.series.symbol), png_markdown(bands_and_rsi(rows, title=title), title)
+
+
 def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitionsDefinition,
                          symbols: tuple[str, ...]) -> dict[str, list]:
     def series_list(market_data: dg.ResourceParam[MarketDataResource]) -> list:
@@ -80,6 +91,9 @@ def build_ml_definitions(settings: ModelSettings, partitions: dg.MultiPartitions
         for symbol, spans in windows_by_symbol(partitions, context.partition_keys).items():
             for start, end in spans:
                 runs.append(refresh_features(engine, market_data.series(symbol), start, end, now=now))
+            # Spans are in order: the symbol's last run holds its last day.
+            if (chart := last_day_chart(runs[-1])) is not None:
+                context.add_asset_metadata({"bands_and_rsi": chart[1]}, partition_key=chart[0])
         computed = pd.concat([r.features for r in runs], ignore_index=True)
         failures = feature_contract_failures(computed)
         reasons = sum((r.invalid_reasons for r in runs), start=Counter())

@@ -10,16 +10,19 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from coinpilot_pipelines.clock import Clock
+from coinpilot_pipelines.defs.images import png_markdown
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, NewsFeedsResource
 from coinpilot_pipelines.news.dedup import ItemKind
 from coinpilot_pipelines.news.health import FAILED_STATUSES
 from coinpilot_pipelines.news.ingest import NewsIngestReport, ingest_news
 from coinpilot_pipelines.news.stats import health_table, poll_table, recent_polls, source_health, update_dedup_stats
+from coinpilot_pipelines.pictures.news import dedup_ratio_by_source
 
 NEWS_GROUP = "news"
 NEWS_JOB = "news_poll"
 HEALTH_CHECK = "news_sources_healthy"
 RECENT_POLLS_SHOWN = 30
+CHARTED_POLLS = 600  # the window of the dedup picture: the latest polls of all sources together
 TICK_BOOTSTRAP_BUDGET_S = 25.0
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,15 @@ def health_check_fields(flagged: dict) -> dict[str, Any]:
             "metadata": {"flagged_sources": dg.MetadataValue.json(flagged)}}
 
 
+def dedup_ratio_chart(engine: Engine, news: NewsFeedsResource) -> dg.MetadataValue:
+    history = recent_polls(engine, [feed.source for feed in news.feeds], CHARTED_POLLS)
+    polls = pd.DataFrame([{"source": e.poll.source, "polled_at": e.poll.polled_at, "dedup_ratio": e.poll.dedup_ratio}
+                          for e in history], columns=["source", "polled_at", "dedup_ratio"])
+    span = f"{polls['polled_at'].min():%Y-%m-%d %H:%M} .. {polls['polled_at'].max():%Y-%m-%d %H:%M}" if len(polls) else "no poll"
+    title = f"dedup ratio per source, last {len(polls)} polls ({span})"
+    return png_markdown(dedup_ratio_by_source(polls, title=title), "dedup ratio per source")
+
+
 @dg.asset(
     name="news_articles",
     config_schema=NO_CONFIG,
@@ -132,7 +144,10 @@ def news_articles(database: dg.ResourceParam[DatabaseResource], news: dg.Resourc
 )
 def news_dedup_stats(database: dg.ResourceParam[DatabaseResource], news: dg.ResourceParam[NewsFeedsResource],
                      clock: dg.ResourceParam[Clock]) -> dg.MaterializeResult:
-    metadata, flagged = evaluate_news_health(database.engine(), news, clock)
+    engine = database.engine()
+    metadata, flagged = evaluate_news_health(engine, news, clock)
+    # The run's materialization only: the sensor's per-tick reports stay light.
+    metadata["dedup_ratio_chart"] = dedup_ratio_chart(engine, news)
     return dg.MaterializeResult(metadata=metadata, check_results=[dg.AssetCheckResult(**health_check_fields(flagged))])
 
 

@@ -6,17 +6,23 @@ from datetime import timedelta
 from enum import Enum
 
 import dagster as dg
+import pandas as pd
+from sqlalchemy import Engine
 
 from coinpilot_pipelines.clients.anthropic_analyst import AnthropicAnalyst
 from coinpilot_pipelines.clients.http import RetryPolicy
 from coinpilot_pipelines.clients.upbit.exchange import UpbitExchangeClient
 from coinpilot_pipelines.clock import Clock, parse_utc_time
+from coinpilot_pipelines.defs.images import png_markdown
 from coinpilot_pipelines.defs.pools import ORDER_POOL
 from coinpilot_pipelines.defs.resources import NO_CONFIG, DatabaseResource, MarketDataResource
 from coinpilot_pipelines.defs.runs import describe, runs_in_progress
+from coinpilot_pipelines.pictures.trading import trades_and_equity
 from coinpilot_pipelines.settings import TradingSettings, live_guards
 from coinpilot_pipelines.storage.candles import latest_open_time
+from coinpilot_pipelines.storage.features import read_closes
 from coinpilot_pipelines.storage.runtime_state import TRADE_MODE_KEY, record_runtime_value
+from coinpilot_pipelines.storage.trading import closed_trades, open_trades
 from coinpilot_pipelines.trading.executor import Executor, ExecutorSettings
 from coinpilot_pipelines.trading.guards import GuardInputs, resolve_mode
 from coinpilot_pipelines.trading.risk import RiskLimits
@@ -25,6 +31,7 @@ from coinpilot_pipelines.trading.signals import ExitRules
 # One executor at a time (a tag concurrency limit in dagster.yaml), and never re-run whole by
 # Dagster's run retries: a retry could only repeat what the identifiers already settle.
 EXECUTOR_TAGS = {"coinpilot/exclusive": "order-executor", "dagster/max_retries": "0"}
+CHARTED_PRICE = timedelta(days=1)  # the price panels: the day up to the latest entry or exit
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,21 @@ class AnalystResource:
 
     def analyst(self) -> AnthropicAnalyst | None:
         return AnthropicAnalyst(self.api_key, self.model, timeout_s=self.timeout_s) if self.api_key else None
+
+
+def trades_chart(engine: Engine, market_data: MarketDataResource) -> dict[str, dg.MetadataValue]:
+    """Price with the paper trades' entries and exits over the day up to the latest of them, and the
+    equity curve of every closed trade; nothing before the first trade."""
+    trades = pd.concat([closed_trades(engine), open_trades(engine)], ignore_index=True)
+    if trades.empty:
+        return {}
+    latest = pd.concat([trades["entry_time"], trades["exit_time"].dropna()]).max().to_pydatetime()
+    start, end = latest - CHARTED_PRICE, latest + market_data.series(trades["symbol"].iloc[0]).interval.delta
+    recent = trades[(trades["entry_time"] >= start) | (trades["exit_time"] >= start)]
+    prices = {symbol: read_closes(engine, market_data.series(symbol), start, end)
+              for symbol in sorted(recent["symbol"].unique())}
+    png = trades_and_equity(prices, trades, title=f"paper trades up to {latest:%Y-%m-%d %H:%M} UTC")
+    return {"trades_chart": png_markdown(png, "paper trades: price, entries and exits, equity and drawdown")}
 
 
 class SaferMode(Enum):
@@ -154,7 +176,8 @@ def build_trading_definitions(settings: TradingSettings, entry_threshold: float,
                          market_data: dg.ResourceParam[MarketDataResource], upbit: dg.ResourceParam[UpbitExchangeResource],
                          clock: dg.ResourceParam[Clock]) -> dg.Output[dict]:
         outcome = executor(context, mode, database, market_data, upbit, clock).reconcile()
-        return dg.Output(outcome, metadata={"effective_mode": mode, "attempts_this_run": len(attempt_ids), **outcome})
+        return dg.Output(outcome, metadata={"effective_mode": mode, "attempts_this_run": len(attempt_ids), **outcome,
+                                            **trades_chart(database.engine(), market_data)})
 
     # In process: the steps run one after another anyway, and a step process each would cost a
     # process start (seconds) between a bar's close and its order decision.
