@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,3 +135,15 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest 
         terminalreporter.section("fault injection: what was written, retried and quarantined")
         for figures in _fault_figures:
             terminalreporter.write_line(", ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home `coinpilot demo` has run on, as a subprocess: for the tests that read what it left
+    (the metrics it serves, the pictures in its Dagster instance). Run once per session."""
+    home = tmp_path_factory.mktemp("demo") / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COINPILOT_", "DAGSTER_"))}
+    result = subprocess.run([sys.executable, "-m", "coinpilot_pipelines.cli", "demo"], env={**env, "COINPILOT_HOME": str(home)},
+                            cwd=home.parent, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return home

@@ -117,16 +117,6 @@ def test_the_values_of_a_known_state(db_url: str, emulator) -> None:  # noqa: AN
     assert "coinpilot_gap_mttr_seconds" in tomorrow and tomorrow["coinpilot_gap_mttr_seconds"] == {}
 
 
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("demo") / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COINPILOT_", "DAGSTER_"))}
-    result = subprocess.run([sys.executable, "-m", "coinpilot_pipelines.cli", "demo"], env={**env, "COINPILOT_HOME": str(home)},
-                            cwd=home.parent, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return home
-
-
 @pytest.fixture
 def exporter(demo_home: Path) -> Iterator[str]:
     port = free_port()
