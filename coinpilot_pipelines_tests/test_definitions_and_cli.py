@@ -143,10 +143,11 @@ def test_db_upgrade_and_one_line_errors(tmp_path: Path, pg_url: str) -> None:
     assert scenario.returncode == 1 and "not a preset" in scenario.stderr and scenario.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("name", ["features", "ingest"])
-def test_benchmarks_run_end_to_end_on_a_small_window(name: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "options"), [("features", ()), ("ingest", ()), ("sensor", ("--symbols", "12"))])
+def test_benchmarks_run_end_to_end_on_a_small_window(name: str, options: tuple[str, ...], tmp_path: Path) -> None:
     # Timings are the benchmark's business, never a test's: this only proves the command works.
-    result = run("coinpilot_pipelines.cli", "bench", name, "--days", "2", env=clean_env(tmp_path), cwd=tmp_path)
+    result = run("coinpilot_pipelines.cli", "bench", name, "--days", "2", *options, env=clean_env(tmp_path),
+                 cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| bench | measurement | value | target | met |" in result.stdout
     assert f"| {name} |" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,12 +85,14 @@ def bench_features_command(days: int, dsn: str | None) -> None:
     _print_table(_run("features", days, dsn, bench_features))
 
 
-@bench.command(name="sensor", help="One live_kline_sensor tick for ten symbols (PostgreSQL).")
+@bench.command(name="sensor", help="One live_kline_sensor tick over a watch list of N symbols (PostgreSQL).")
 @_options
-def bench_sensor_command(days: int, dsn: str | None) -> None:
+@click.option("--symbols", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="How many symbols the sensor watches (beyond the ten known ones the emulator makes up bars).")
+def bench_sensor_command(days: int, dsn: str | None, symbols: int) -> None:
     from coinpilot_pipelines.bench.sensor import bench_sensor
 
-    _print_table(_run("sensor", days, dsn, bench_sensor))
+    _print_table(_run("sensor", days, dsn, functools.partial(bench_sensor, symbols=symbols)))
 
 
 @bench.command(name="scale", help="Ten symbols x N days backfilled by 1, 2 and 4 parallel runs (PostgreSQL).")
