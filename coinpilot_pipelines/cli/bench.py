@@ -102,3 +102,18 @@ def bench_scale_command(days: int, dsn: str | None) -> None:
     from coinpilot_pipelines.bench.scale import bench_scale
 
     _print_table(_run("scale", days, dsn, bench_scale))
+
+
+@bench.command(name="live", help="The live chain in real time under the coinpilot ui daemon against the emulator: "
+                                 "bar close -> stored -> scored -> order decision, beside bare klines requests.")
+@click.option("--days", default=14, show_default=True, type=click.IntRange(2, 20),
+              help="Recorded days of BTCUSDT the first model is trained on.")
+@click.option("--symbols", default=10, show_default=True, type=click.IntRange(1, 10),
+              help="How many of the emulator's ten USDT symbols the sensor watches.")
+@click.option("--minutes", default=4, show_default=True, type=click.IntRange(1, 120),
+              help="Live minutes measured (after one minute of warm-up).")
+@click.option("--dsn", default=None, help="A database URL for the application tables; default: the SQLite file.")
+def bench_live_command(days: int, symbols: int, minutes: int, dsn: str | None) -> None:
+    from coinpilot_pipelines.bench.live import bench_live
+
+    _print_table(_run("live", days, dsn, functools.partial(bench_live, symbols=symbols, minutes=minutes)))
