@@ -151,3 +151,15 @@ def test_benchmarks_run_end_to_end_on_a_small_window(name: str, options: tuple[s
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| bench | measurement | value | target | met |" in result.stdout
     assert f"| {name} |" in result.stdout
+
+
+@pytest.mark.benchlive
+@pytest.mark.timeout(540)
+def test_bench_live_runs_the_daemon_and_prints_each_stage(tmp_path: Path) -> None:
+    # Training on the recording, a backfill, the UI's start and a minute of warm-up: about 3 minutes.
+    result = run("coinpilot_pipelines.cli", "bench", "live", "--symbols", "2", "--minutes", "1",
+                 env=clean_env(tmp_path / "home", TMPDIR=str(tmp_path)), cwd=tmp_path, timeout=480)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for stage in ("bar close -> stored", "bar close -> scored", "bar close -> order decision",
+                  "yardstick: one bare klines request", "order_executor_job process start"):
+        assert stage in result.stdout, result.stdout
