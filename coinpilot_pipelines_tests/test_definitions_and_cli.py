@@ -159,10 +159,23 @@ def test_db_upgrade_and_one_line_errors(tmp_path: Path, pg_url: str) -> None:
     assert scenario.returncode == 1 and "not a preset" in scenario.stderr and scenario.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("name", ["features", "ingest"])
-def test_benchmarks_run_end_to_end_on_a_small_window(name: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "options"), [("features", ()), ("ingest", ()), ("sensor", ("--symbols", "12"))])
+def test_benchmarks_run_end_to_end_on_a_small_window(name: str, options: tuple[str, ...], tmp_path: Path) -> None:
     # Timings are the benchmark's business, never a test's: this only proves the command works.
-    result = run("coinpilot_pipelines.cli", "bench", name, "--days", "2", env=clean_env(tmp_path), cwd=tmp_path)
+    result = run("coinpilot_pipelines.cli", "bench", name, "--days", "2", *options, env=clean_env(tmp_path),
+                 cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| bench | measurement | value | target | met |" in result.stdout
     assert f"| {name} |" in result.stdout
+
+
+@pytest.mark.benchlive
+@pytest.mark.timeout(540)
+def test_bench_live_runs_the_daemon_and_prints_each_stage(tmp_path: Path) -> None:
+    # Training on the recording, a backfill, the UI's start and a minute of warm-up: about 3 minutes.
+    result = run("coinpilot_pipelines.cli", "bench", "live", "--symbols", "2", "--minutes", "1",
+                 env=clean_env(tmp_path / "home", TMPDIR=str(tmp_path)), cwd=tmp_path, timeout=480)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for stage in ("bar close -> stored", "bar close -> scored", "bar close -> order decision",
+                  "yardstick: one bare klines request", "order_executor_job process start"):
+        assert stage in result.stdout, result.stdout

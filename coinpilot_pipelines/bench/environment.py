@@ -7,7 +7,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,11 +83,14 @@ class EmulatorProcess:
 
 
 @contextmanager
-def emulator_process() -> Iterator[EmulatorProcess]:
-    """The emulator as a separate process, as a real exchange would be: it does not share our GIL."""
+def emulator_process(symbols: Sequence[str] = ()) -> Iterator[EmulatorProcess]:
+    """The emulator as a separate process, as a real exchange would be: it does not share our GIL.
+
+    It serves ``symbols`` when given, else its default list."""
     port = free_port()
+    served = ["--symbols", ",".join(symbols)] if symbols else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "coinpilot_pipelines.cli", "emulator", "--port", str(port)],
+        [sys.executable, "-m", "coinpilot_pipelines.cli", "emulator", "--port", str(port), *served],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"

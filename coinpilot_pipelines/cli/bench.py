@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,12 +86,14 @@ def bench_features_command(days: int, dsn: str | None) -> None:
     _print_table(_run("features", days, dsn, bench_features))
 
 
-@bench.command(name="sensor", help="One live_kline_sensor tick for ten symbols (PostgreSQL).")
+@bench.command(name="sensor", help="One live_kline_sensor tick over a watch list of N symbols (PostgreSQL).")
 @_options
-def bench_sensor_command(days: int, dsn: str | None) -> None:
+@click.option("--symbols", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="How many symbols the sensor watches (beyond the ten known ones the emulator makes up bars).")
+def bench_sensor_command(days: int, dsn: str | None, symbols: int) -> None:
     from coinpilot_pipelines.bench.sensor import bench_sensor
 
-    _print_table(_run("sensor", days, dsn, bench_sensor))
+    _print_table(_run("sensor", days, dsn, functools.partial(bench_sensor, symbols=symbols)))
 
 
 @bench.command(name="pictures", help="What drawing each picture costs, over N days of 1m bars (in memory).")
@@ -108,3 +111,18 @@ def bench_scale_command(days: int, dsn: str | None) -> None:
     from coinpilot_pipelines.bench.scale import bench_scale
 
     _print_table(_run("scale", days, dsn, bench_scale))
+
+
+@bench.command(name="live", help="The live chain in real time under the coinpilot ui daemon against the emulator: "
+                                 "bar close -> stored -> scored -> order decision, beside bare klines requests.")
+@click.option("--days", default=14, show_default=True, type=click.IntRange(2, 20),
+              help="Recorded days of BTCUSDT the first model is trained on.")
+@click.option("--symbols", default=10, show_default=True, type=click.IntRange(1, 10),
+              help="How many of the emulator's ten USDT symbols the sensor watches.")
+@click.option("--minutes", default=4, show_default=True, type=click.IntRange(1, 120),
+              help="Live minutes measured (after one minute of warm-up).")
+@click.option("--dsn", default=None, help="A database URL for the application tables; default: the SQLite file.")
+def bench_live_command(days: int, symbols: int, minutes: int, dsn: str | None) -> None:
+    from coinpilot_pipelines.bench.live import bench_live
+
+    _print_table(_run("live", days, dsn, functools.partial(bench_live, symbols=symbols, minutes=minutes)))

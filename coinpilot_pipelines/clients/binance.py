@@ -105,6 +105,7 @@ class BinanceSpotClient:
     """Closed klines for ``[start, end)`` in pages of up to 1000, fetched a few at a time."""
 
     exchange = "binance"
+    max_page_bars = MAX_KLINES_PER_PAGE
 
     def __init__(
         self,
@@ -184,6 +185,10 @@ class BinanceSpotClient:
             with self._stats_lock:
                 self.stats.merge(stats)
         return payload
+
+    def parse_page(self, body: bytes, interval: Interval, start_ms: int, end_ms: int) -> CandleBatch:
+        """The closed bars of a body `fetch_page` returned for ``[start_ms, end_ms)``."""
+        return parse_kline_bodies([body], now_ms=to_ms(self._now()), window=(start_ms, end_ms), interval_ms=interval.ms)
 
     def fetch_candles(
         self,

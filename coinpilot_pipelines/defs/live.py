@@ -17,7 +17,7 @@ from coinpilot_pipelines.defs.ml import CHAMPIONS, MlflowResource
 from coinpilot_pipelines.defs.partitions import partition_key
 from coinpilot_pipelines.defs.resources import DatabaseResource, MarketDataResource
 from coinpilot_pipelines.market.ingest import IngestReport
-from coinpilot_pipelines.market.live import LeftBehind, LiveCursor, LivePolicy, poll_live_bars
+from coinpilot_pipelines.market.live import LeftBehind, LiveCursor, LivePolicy, RepeatedAnswers, poll_live_bars
 from coinpilot_pipelines.ml.inference import FollowUp, follow_new_bars
 from coinpilot_pipelines.settings import Settings
 
@@ -51,6 +51,7 @@ def build_live_sensor(settings: Settings, gap_repair_job: dg.JobDefinition) -> d
     continuity, models = settings.continuity, settings.models
     policy = LivePolicy(lookback_bars=continuity.live_lookback_bars, max_catchup_bars=continuity.live_catchup_bars,
                         budget_s=continuity.live_tick_budget_s)
+    answers = RepeatedAnswers()  # lives as long as the code server that evaluates the ticks
 
     @dg.sensor(
         name="live_kline_sensor",
@@ -68,7 +69,7 @@ def build_live_sensor(settings: Settings, gap_repair_job: dg.JobDefinition) -> d
         client = market_data.client(engine, clock)
         try:
             tick = poll_live_bars(client, engine, [market_data.series(s) for s in settings.symbols],
-                                  LiveCursor.from_json(context.cursor), clock.now(), policy)
+                                  LiveCursor.from_json(context.cursor), clock.now(), policy, answers=answers)
         finally:
             client.close()
         behind = {b.symbol: b for b in tick.left_behind}

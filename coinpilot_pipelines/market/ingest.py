@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol, TypeVar
@@ -153,8 +153,12 @@ def ingest_candles(
     run_id: str | None = None,
     now: datetime | None = None,
     chunk_rows: int = 50_000,
+    fetched: Iterable[CandleBatch] | None = None,
 ) -> IngestReport:
-    """Store every closed bar of ``series`` in ``[start, end)``; quarantine what fails the contract."""
+    """Store every closed bar of ``series`` in ``[start, end)``; quarantine what fails the contract.
+
+    ``fetched``: the window's bars when the caller already has them (the live sensor reads a page
+    first to see whether anything changed), instead of fetching them from ``client``."""
     now = now or datetime.now(timezone.utc)
     window_end = closed_window_end(end, series.interval, now)
     report = IngestReport(series=series, window_start=start, window_end=max(start, window_end))
@@ -169,7 +173,9 @@ def ingest_candles(
             lambda: upsert_candles(engine, series, frame, source=source, ingested_at=ingested_at), report))
 
     try:
-        for batch in client.fetch_candles(series.symbol, series.interval, start, window_end, chunk_rows=chunk_rows):
+        if fetched is None:
+            fetched = client.fetch_candles(series.symbol, series.interval, start, window_end, chunk_rows=chunk_rows)
+        for batch in fetched:
             report.fetched += len(batch) + len(batch.rejects)
             _count_by_day(report.fetched_by_day, batch)
             report.open_bars += batch.open_bars

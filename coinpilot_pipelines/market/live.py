@@ -11,13 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import Engine
 
-from coinpilot_pipelines.market.candles import SeriesKey
+from coinpilot_pipelines.market.candles import CandleBatch, SeriesKey
 from coinpilot_pipelines.market.continuity import Gap
 from coinpilot_pipelines.market.ingest import IngestReport, MarketDataClient, ingest_candles
-from coinpilot_pipelines.market.intervals import from_ms, to_ms
+from coinpilot_pipelines.market.intervals import Interval, from_ms, to_ms
 from coinpilot_pipelines.storage.candles import latest_open_time
 from coinpilot_pipelines.storage.continuity import holes_in
 from coinpilot_pipelines.storage.gap_segments import Reshape, refresh_after_write, register_gap
@@ -68,6 +69,36 @@ class LeftBehind:
     bars: int  # missing between the newest stored bar and where the catch-up started
 
 
+@runtime_checkable
+class PagedClient(MarketDataClient, Protocol):
+    """A client that can hand over one page's raw answer before parsing it."""
+
+    max_page_bars: int
+
+    def fetch_page(self, symbol: str, interval: Interval, start_ms: int, end_ms: int) -> bytes: ...
+
+    def parse_page(self, body: bytes, interval: Interval, start_ms: int, end_ms: int) -> CandleBatch: ...
+
+
+class RepeatedAnswers:
+    """The exchange's last answer per symbol for the window a tick re-reads, once its bars are stored.
+
+    Most ticks fall within the same bar: the exchange then repeats itself byte for byte, and the
+    bars of that answer are already stored, checked and scanned for holes. Such a symbol costs a
+    tick its one request. Kept in the process (the code server lives long); a new process starts
+    with none and takes the full path once.
+    """
+
+    def __init__(self) -> None:
+        self._answers: dict[str, tuple[int, int, bytes]] = {}
+
+    def unchanged(self, symbol: str, start_ms: int, end_ms: int, body: bytes) -> bool:
+        return self._answers.get(symbol) == (start_ms, end_ms, body)
+
+    def remember(self, symbol: str, start_ms: int, end_ms: int, body: bytes) -> None:
+        self._answers[symbol] = (start_ms, end_ms, body)
+
+
 @dataclass
 class LiveTick:
     cursor: LiveCursor
@@ -87,7 +118,9 @@ def poll_live_bars(
     policy: LivePolicy,
     *,
     clock: Callable[[], float] = time.monotonic,
+    answers: RepeatedAnswers | None = None,
 ) -> LiveTick:
+    """``answers`` (with a `PagedClient`): skip the symbols whose exchange answer has not changed."""
     started = clock()
     symbols = [s.symbol for s in series_list]
     first = symbols.index(cursor.resume_at) if cursor.resume_at in symbols else 0
@@ -98,12 +131,12 @@ def poll_live_bars(
             tick.deferred = [s.symbol for s in order[position:]]
             tick.cursor.resume_at = order[position].symbol
             break
-        _poll_one(client, engine, series, tick, now, policy)
+        _poll_one(client, engine, series, tick, now, policy, answers)
     return tick
 
 
 def _poll_one(client: MarketDataClient, engine: Engine, series: SeriesKey, tick: LiveTick, now: datetime,
-              policy: LivePolicy) -> None:
+              policy: LivePolicy, answers: RepeatedAnswers | None) -> None:
     step = series.interval.ms
     closed_end = series.interval.floor_ms(to_ms(now))  # open time of the bar still in progress
     last = tick.cursor.last_open_ms.get(series.symbol)
@@ -122,7 +155,15 @@ def _poll_one(client: MarketDataClient, engine: Engine, series: SeriesKey, tick:
             fetch_start = catchup_start
     if closed_end <= fetch_start:
         return
-    report = ingest_candles(client, engine, series, from_ms(fetch_start), from_ms(closed_end), source="stream", now=now)
+    fetched = body = None
+    if answers is not None and isinstance(client, PagedClient) and closed_end - fetch_start <= client.max_page_bars * step:
+        paged = client
+        body = paged.fetch_page(series.symbol, series.interval, fetch_start, closed_end)
+        if answers.unchanged(series.symbol, fetch_start, closed_end, body):
+            return
+        fetched = [paged.parse_page(body, series.interval, fetch_start, closed_end)]
+    report = ingest_candles(client, engine, series, from_ms(fetch_start), from_ms(closed_end), source="stream",
+                            now=now, fetched=fetched)
     tick.reports.append(report)
     if report.last_open_time is None:
         return
@@ -136,3 +177,5 @@ def _poll_one(client: MarketDataClient, engine: Engine, series: SeriesKey, tick:
                 if registration.created:
                     tick.new_gaps.append(NewGap(series.symbol, registration.segment_id, gap))
     tick.cursor.last_open_ms[series.symbol] = max(last or newest, newest)
+    if body is not None and answers is not None:
+        answers.remember(series.symbol, fetch_start, closed_end, body)

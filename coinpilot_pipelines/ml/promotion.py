@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from coinpilot_pipelines.ml.baselines import brier_skill
 from coinpilot_pipelines.ml.bootstrap import BlockBootstrap
@@ -54,6 +53,8 @@ def _ci_text(ci: tuple[float, float], confidence: float, percent: bool = False) 
 
 
 def _auc_gain(up: np.ndarray, challenger: np.ndarray, champion: np.ndarray):  # noqa: ANN202 - a statistic
+    from sklearn.metrics import roc_auc_score  # where used: see ml/training.py
+
     def gain(rows: np.ndarray) -> float | None:
         truth = up[rows]
         if truth.min() == truth.max():

@@ -10,19 +10,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss, roc_auc_score
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from coinpilot_pipelines.features.candle_features import MODEL_FEATURES
 from coinpilot_pipelines.ml.calibration import brier_score, expected_calibration_error
 from coinpilot_pipelines.ml.labels import LabelSpec
 from coinpilot_pipelines.ml.split import SplitWindows, last_block, purged_split
+
+# scikit-learn is imported where it is used: the definitions load in every run process, and most
+# runs never fit or measure a model.
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 MODEL_KINDS = ("logistic", "gradient_boosting")
 VALIDATION_FRACTION = 0.1  # the latest share of the training rows that stops gradient boosting
@@ -66,6 +67,8 @@ class Metrics:
 
 
 def measure(y_true: np.ndarray, y_prob: np.ndarray) -> Metrics:
+    from sklearn.metrics import log_loss, roc_auc_score
+
     return Metrics(
         auc=float(roc_auc_score(y_true, y_prob)) if len(np.unique(y_true)) == 2 else float("nan"),
         brier=brier_score(y_true, y_prob),
@@ -127,6 +130,12 @@ def early_stopping_split(times: pd.Series, spec: TrainingSpec, interval: timedel
 
 def fit(train: Dataset, spec: TrainingSpec, interval: timedelta) -> Pipeline:
     """Fit on the training rows outside the dead band."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     labelled = train.subset(train.labelled)
     if len(np.unique(labelled.up)) < 2:
         raise ValueError(f"the training window holds only one class ({len(labelled)} labelled bars); widen it")

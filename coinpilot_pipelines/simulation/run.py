@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -74,7 +74,7 @@ def simulation_home(home: Path) -> Path:
 
 
 @contextmanager
-def _environment(overrides: dict[str, str]) -> Iterator[None]:
+def overridden_environment(overrides: dict[str, str]) -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in overrides}
     os.environ.update(overrides)
     try:
@@ -104,13 +104,13 @@ def simulate(period: Period, scenario: Scenario, home: Path,
         }
         for name in ("COINPILOT_DATABASE_URL", "MLFLOW_TRACKING_URI"):  # the simulation's own stores
             overrides[name] = ""
-        with _environment(overrides):
+        with overridden_environment(overrides):
             settings = Settings.from_env()
             definitions = build_definitions(settings, clock)
             # Run and event records live in memory: each bar's sensor events and runs are written
             # there at a fraction of the cost of SQLite files; the application data is on disk.
             with dg.DagsterInstance.ephemeral() as instance:
-                _backfill_and_train(definitions, instance, period)
+                backfill_and_train(definitions, instance, period)
                 daemon = SimulatedDaemon(definitions, instance, clock, resource_values(settings, clock=clock),
                                          excluded=EXCLUDED)
                 steps = period.hours * 60
@@ -128,12 +128,17 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _backfill_and_train(definitions: dg.Definitions, instance: dg.DagsterInstance, period: Period) -> None:
+def backfill(definitions: dg.Definitions, instance: dg.DagsterInstance, symbols: tuple[str, ...], first_day: date,
+             last_day: date) -> None:
+    """The candles and features of ``[first_day, last_day]``, one run per symbol."""
     job = definitions.resolve_implicit_global_asset_job_def()
-    last_day = (period.start - timedelta(days=1)).date()
-    for symbol in period.symbols:
+    for symbol in symbols:
         execute(job, instance, asset_selection=[dg.AssetKey("candles"), dg.AssetKey("features")],
-                tags=partition_range_tags(period.history_start.date(), last_day, symbol))
+                tags=partition_range_tags(first_day, last_day, symbol))
+
+
+def backfill_and_train(definitions: dg.Definitions, instance: dg.DagsterInstance, period: Period) -> None:
+    backfill(definitions, instance, period.symbols, period.history_start.date(), (period.start - timedelta(days=1)).date())
     execute(definitions.resolve_job_def("retrain_job"), instance)
 
 
