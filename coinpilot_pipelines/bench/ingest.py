@@ -17,13 +17,24 @@ from psycopg import sql
 from sqlalchemy import Engine
 
 from coinpilot_pipelines.bench import BenchRow, within
-from coinpilot_pipelines.bench.environment import BenchDatabases, await_fresh_weight_minute, emulator_process
+from coinpilot_pipelines.bench.environment import (
+    BenchDatabases,
+    await_fresh_weight_minute,
+    emulator_process,
+)
 from coinpilot_pipelines.clients.binance import BinanceSpotClient
+from coinpilot_pipelines.clock import SYSTEM_CLOCK
 from coinpilot_pipelines.market.candles import SeriesKey, normalize
 from coinpilot_pipelines.market.ingest import ingest_candles
 from coinpilot_pipelines.market.intervals import Interval
 from coinpilot_pipelines.market.validation import validate_candles
-from coinpilot_pipelines.storage.candles import CANDLE_KEY, COPY_COLUMNS, copy_csv, copy_statement, upsert_candles
+from coinpilot_pipelines.storage.candles import (
+    CANDLE_KEY,
+    COPY_COLUMNS,
+    copy_csv,
+    copy_statement,
+    upsert_candles,
+)
 from coinpilot_pipelines.storage.database import dispose_engines, get_engine
 
 BENCH_END = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -84,7 +95,7 @@ def bench_ingest(days: int, dsn: str | None, echo: Callable[[str], None]) -> lis
             for batch in client.fetch_candles(BENCH_SERIES.symbol, BENCH_SERIES.interval, start, BENCH_END):
                 frames.append(validate_candles(normalize(batch).frame, batch.raw_rows, BENCH_SERIES.interval).valid)
             rows = sum(len(f) for f in frames)
-            stamp = datetime.now(timezone.utc)
+            stamp = SYSTEM_CLOCK.now()
             payloads = [copy_csv(f, BENCH_SERIES, source="bench", ingested_at=stamp) for f in frames]
 
             def ingest(url: str) -> None:

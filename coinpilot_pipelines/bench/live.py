@@ -217,7 +217,7 @@ def _rows(symbols: int, yardstick: list[float], stages: dict[str, pd.Series], ru
         p95 = float(np.percentile(values, 95)) if len(values) else float("nan")
         target, met = ("< 15 s", within(p95, at_most=DECISION_TARGET_S)) if stage == "decided" else ("", None)
         rows.append(BenchRow("live", f"{label}: {_spread(values)}; p95", p95, "s", target, met))
-    rows.append(BenchRow("live", f"sensor interval (minimum_interval_seconds) of both sensors", poll_interval_s, "s"))
+    rows.append(BenchRow("live", "sensor interval (minimum_interval_seconds) of both sensors", poll_interval_s, "s"))
     for phase, values in runs.items():
         median = statistics.median(values) if values else float("nan")
         rows.append(BenchRow("live", f"order_executor_job {phase}: {_spread(values)}; p50", median, "s"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import dagster as dg
 import httpx
@@ -15,6 +15,7 @@ import httpx
 from coinpilot_pipelines.bench import BenchRow, median_seconds, within
 from coinpilot_pipelines.bench.environment import BenchDatabases, emulator_process
 from coinpilot_pipelines.clients.binance import BinanceSpotClient
+from coinpilot_pipelines.clock import SYSTEM_CLOCK
 from coinpilot_pipelines.defs import build_definitions, build_resources
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.market.ingest import ingest_candles
@@ -41,7 +42,7 @@ def bench_sensor(days: int, dsn: str | None, echo: Callable[[str], None], symbol
         with emulator_process(watched) as emulator:
             settings = Settings.from_env({"COINPILOT_DATABASE_URL": url, "COINPILOT_SYMBOLS": ",".join(watched),
                                           "COINPILOT_BINANCE_BASE_URL": emulator.url, "COINPILOT_HOME": "/tmp"})
-            now = datetime.now(timezone.utc)
+            now = SYSTEM_CLOCK.now()
             echo(f"  storing the last hour of {len(watched)} symbols, then timing sensor ticks ...")
             with BinanceSpotClient(emulator.url) as client:
                 for symbol in watched:

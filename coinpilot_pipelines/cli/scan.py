@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
+from coinpilot_pipelines.clock import SYSTEM_CLOCK
 from coinpilot_pipelines.defs.continuity import scan_window
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.market.intervals import Interval
@@ -17,7 +16,7 @@ def run_continuity_scan(*, symbol: str, interval: str, days: int, end: str | Non
                         auto_insert_missing: bool) -> dict[str, object]:
     settings = Settings.from_env()
     series = SeriesKey(settings.market_exchange, validate_symbol(symbol, source="--symbol"), Interval.parse(interval))
-    now = datetime.now(timezone.utc)
+    now = SYSTEM_CLOCK.now()
     window_start, window_end = scan_window(end, days, now)
     engine = get_engine(dsn or settings.database_url)
     scan = scan_continuity(engine, series, window_start, window_end)

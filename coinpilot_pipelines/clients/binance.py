@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime
 
 import httpx
 import numpy as np
@@ -33,6 +33,7 @@ from coinpilot_pipelines.clients.http import (
     request_json,
     tls_context,
 )
+from coinpilot_pipelines.clock import SYSTEM_CLOCK
 from coinpilot_pipelines.market.candles import (
     DECIMAL_COLUMNS,
     DECIMAL_TEXT_PATTERN,
@@ -60,10 +61,6 @@ _DECIMAL_POSITIONS = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 5, "
 # 1/2/5/10-by-limit table is the futures API's).
 KLINES_REQUEST_WEIGHT = 2
 UNKNOWN_SYMBOL_CODE = -1121
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class WeightBudget:
@@ -116,7 +113,7 @@ class BinanceSpotClient:
         weight_window_s: float = 60.0,
         max_in_flight: int = 4,
         transport: httpx.BaseTransport | None = None,
-        now: Callable[[], datetime] = utc_now,
+        now: Callable[[], datetime] = SYSTEM_CLOCK.now,
         sleep: Callable[[float], None] = time.sleep,
         shared_pause: SharedPause | None = None,
     ) -> None:

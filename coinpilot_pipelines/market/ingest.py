@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 import pandas as pd
@@ -22,10 +22,21 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from coinpilot_pipelines.clients.http import RequestStats
-from coinpilot_pipelines.market.candles import RAW_INDEX, CandleBatch, SeriesKey, normalize
+from coinpilot_pipelines.clock import SYSTEM_CLOCK
+from coinpilot_pipelines.market.candles import (
+    RAW_INDEX,
+    CandleBatch,
+    SeriesKey,
+    normalize,
+)
 from coinpilot_pipelines.market.intervals import Interval, from_ms, to_ms
 from coinpilot_pipelines.market.validation import validate_candles
-from coinpilot_pipelines.storage.candles import UpsertCounts, record_rejects, upsert_candles, window_summary
+from coinpilot_pipelines.storage.candles import (
+    UpsertCounts,
+    record_rejects,
+    upsert_candles,
+    window_summary,
+)
 
 PREVIEW_ROWS = 5
 DB_WRITE_ATTEMPTS = 6  # about 15 s of retries: enough for a database restart or failover
@@ -159,7 +170,7 @@ def ingest_candles(
 
     ``fetched``: the window's bars when the caller already has them (the live sensor reads a page
     first to see whether anything changed), instead of fetching them from ``client``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or SYSTEM_CLOCK.now()
     window_end = closed_window_end(end, series.interval, now)
     report = IngestReport(series=series, window_start=start, window_end=max(start, window_end))
     if window_end <= start:

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
+from coinpilot_pipelines.clock import SYSTEM_CLOCK
 from coinpilot_pipelines.storage.schema import exchange_backoff
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class DatabasePause:
         moment = datetime.fromtimestamp(until, tz=timezone.utc)
         insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
         statement = insert(exchange_backoff).values(
-            exchange=self._exchange, paused_until=moment, reason=reason[:500], updated_at=datetime.now(timezone.utc))
+            exchange=self._exchange, paused_until=moment, reason=reason[:500], updated_at=SYSTEM_CLOCK.now())
         statement = statement.on_conflict_do_update(
             index_elements=["exchange"],
             set_={"paused_until": func.max(exchange_backoff.c.paused_until, statement.excluded.paused_until)

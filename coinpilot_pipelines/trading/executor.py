@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pandas as pd
@@ -20,7 +20,11 @@ from sqlalchemy import Engine
 
 from coinpilot_pipelines.clients.anthropic_analyst import AnthropicAnalyst
 from coinpilot_pipelines.clients.http import ExchangeError
-from coinpilot_pipelines.clients.upbit.exchange import OrderOutcomeUnknown, UpbitExchangeClient
+from coinpilot_pipelines.clients.upbit.exchange import (
+    OrderOutcomeUnknown,
+    UpbitExchangeClient,
+)
+from coinpilot_pipelines.clock import SYSTEM_CLOCK
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.storage.candles import first_bar_after, latest_open_time
 from coinpilot_pipelines.storage.features import read_closes, read_features
@@ -53,7 +57,12 @@ from coinpilot_pipelines.storage.trading import (
 )
 from coinpilot_pipelines.trading.paper import Fill, entry_fill, exit_fill, realized_pnl
 from coinpilot_pipelines.trading.review import review_proposal
-from coinpilot_pipelines.trading.risk import RiskLimits, after_close, entry_refusal, order_size_refusal
+from coinpilot_pipelines.trading.risk import (
+    RiskLimits,
+    after_close,
+    entry_refusal,
+    order_size_refusal,
+)
 from coinpilot_pipelines.trading.signals import (
     MODEL,
     ExitRules,
@@ -105,7 +114,7 @@ class Executor:
     mode: str
     upbit: UpbitExchangeClient | None = None
     analyst: AnthropicAnalyst | None = None
-    now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    now: Callable[[], datetime] = SYSTEM_CLOCK.now
     sleep: Callable[[float], None] = time.sleep
     log: Callable[[str], None] = lambda _: None
 

@@ -19,7 +19,6 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from coinpilot_pipelines.clients.binance import utc_now
 from coinpilot_pipelines.clients.http import (
     ExchangeRequestError,
     RequestGate,
@@ -30,6 +29,7 @@ from coinpilot_pipelines.clients.http import (
     request_json,
     tls_context,
 )
+from coinpilot_pipelines.clock import SYSTEM_CLOCK
 from coinpilot_pipelines.market.candles import (
     CandleBatch,
     CandleReject,
@@ -83,7 +83,7 @@ class UpbitQuotationClient:
         *,
         policy: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
-        now: Callable[[], datetime] = utc_now,
+        now: Callable[[], datetime] = SYSTEM_CLOCK.now,
         sleep: Callable[[float], None] = time.sleep,
         shared_pause: SharedPause | None = None,
     ) -> None:
