@@ -43,6 +43,12 @@ CASES = {
             None, "HTTP 429 (RateLimitError)", "rejected"),
     "timeout": (timeout, "REJECT", None, "analyst timed out", "rejected"),
     "malformed": (lambda r: tool_answer("CONFIRM", "high"), "REJECT", None, "malformed answer", "rejected"),
+    # Answers the SDK does not turn into one of its named errors: a proxy's HTML page, JSON of another shape.
+    "html from a proxy": (lambda r: httpx2.Response(200, content=b"<html>502 bad gateway</html>",
+                                                    headers={"content-type": "text/html"}),
+                          "REJECT", None, "analyst failed unexpectedly (AttributeError)", "rejected"),
+    "json of another shape": (lambda r: httpx2.Response(200, json={"unexpected": True}), "REJECT", None,
+                              "analyst failed unexpectedly (TypeError)", "rejected"),
 }
 
 
@@ -91,3 +97,37 @@ def test_without_a_key_the_review_is_skipped_and_only_shadow_mode_accepts_that(s
     assert stored.decision == "SKIPPED" and stored.model is None
     if not through:
         assert "only shadow mode accepts" in signals_with_status(engine, ["rejected"])["status_reason"].iloc[0]
+
+
+class RaisingAnalyst:
+    """An analyst whose client raises what the SDK may raise beyond the errors the client names."""
+
+    model = "claude-haiku-4-5"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def review(self, proposal: dict) -> None:
+        raise self.error
+
+
+def response_validation_error() -> Exception:
+    import anthropic
+
+    request = httpx2.Request("POST", "https://api.anthropic.com/v1/messages")
+    return anthropic.APIResponseValidationError(response=httpx2.Response(200, request=request), body={"content": 3})
+
+
+@pytest.mark.parametrize("error", [response_validation_error, lambda: RuntimeError("connection pool is closed")],
+                         ids=["APIResponseValidationError", "RuntimeError"])
+def test_any_other_exception_is_a_stored_reject_and_the_entry_blocks_nothing(sqlite_url: str, emulator, error) -> None:  # noqa: ANN001
+    stored_market(sqlite_url, emulator.url, minutes=15)
+    signal = confirmed_entry(sqlite_url)
+    engine = get_engine(sqlite_url)
+    set_signal_status(engine, signal, "approved", None)
+    raised = error()
+    assert executor(sqlite_url, "test", object(), analyst=RaisingAnalyst(raised)).review() == []
+    (stored,) = decisions(engine).itertuples(index=False)
+    assert stored.decision == "REJECT" and f"analyst failed unexpectedly ({type(raised).__name__})" in stored.error
+    assert signals_with_status(engine, ["approved", "confirmed"]).empty  # nothing left to block the symbol
+    assert signals_with_status(engine, ["rejected"])["id"].tolist() == [signal]

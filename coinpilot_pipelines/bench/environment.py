@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import make_url
 
+from coinpilot_pipelines.clients.binance import KLINES_REQUEST_WEIGHT, WEIGHT_HEADER, WEIGHT_LIMIT_PER_MINUTE
 from coinpilot_pipelines.storage.database import create_database_engine, upgrade
 from coinpilot_pipelines.storage.throwaway_postgres import ThrowawayPostgres, free_port
 
@@ -71,10 +72,21 @@ class BenchDatabases:
             self._cluster.destroy()
 
 
-def await_fresh_weight_minute() -> None:
-    """Sleeps until the exchange's request-weight minute starts again, so a timing never includes a
-    pause the requests of an earlier step caused (a year of klines spends 1,052 of the 6,000)."""
-    time.sleep(60 - time.time() % 60 + 0.1)
+WEIGHT_MARGIN = 50  # weight other requests may spend meanwhile (pings, exchange info, retries)
+
+
+def await_weight_for(exchange_url: str, klines_requests: int) -> None:
+    """Sleeps until the exchange's request-weight minute starts again if the coming ``klines_requests``
+    would not fit in what is left of this one, so a timing never includes a pause that the requests
+    of an earlier step caused (a year of klines spends 1,052 of the 6,000). Small windows never wait."""
+    used = int(httpx.get(f"{exchange_url}/api/v3/ping", timeout=10).headers.get(WEIGHT_HEADER, "0"))
+    if used + klines_requests * KLINES_REQUEST_WEIGHT + WEIGHT_MARGIN >= WEIGHT_LIMIT_PER_MINUTE:
+        time.sleep(60 - time.time() % 60 + 0.1)
+
+
+def klines_requests(days: int, symbols: int = 1) -> int:
+    """The klines requests a backfill of ``days`` of 1m bars per symbol takes (1,000 bars a page)."""
+    return symbols * -(-days * 1440 // 1000)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from sqlalchemy import Engine
 from coinpilot_pipelines.bench import BenchRow, within
 from coinpilot_pipelines.bench.environment import (
     BenchDatabases,
-    await_fresh_weight_minute,
+    await_weight_for,
     emulator_process,
+    klines_requests,
 )
 from coinpilot_pipelines.clients.binance import BinanceSpotClient
 from coinpilot_pipelines.clock import SYSTEM_CLOCK
@@ -106,10 +107,10 @@ def bench_ingest(days: int, dsn: str | None, echo: Callable[[str], None]) -> lis
             echo(f"  first-time ingest of {rows:,} bars, end to end ...")
             target = databases.fresh()
             get_engine(target)
-            await_fresh_weight_minute()
+            await_weight_for(emulator.url, klines_requests(days))
             first = _timed("first-time ingest, end to end", rows, lambda: ingest(target))
             echo("  re-ingesting the same year ...")
-            await_fresh_weight_minute()
+            await_weight_for(emulator.url, klines_requests(days))
             again = _timed("re-ingest of the stored window, end to end", rows, lambda: ingest(target))
 
             write_only_db = databases.fresh()

@@ -31,9 +31,9 @@ from sqlalchemy import select
 
 from coinpilot_pipelines.bench import BenchRow, within
 from coinpilot_pipelines.bench.sensor import watch_list
+from coinpilot_pipelines.clients.mlflow_registry import CHAMPION
 from coinpilot_pipelines.clock import SYSTEM_CLOCK, TICK_AFTER_CLOSE, SimulatedClock
 from coinpilot_pipelines.defs import build_definitions, resource_values
-from coinpilot_pipelines.defs.ml import CHAMPIONS
 from coinpilot_pipelines.emulator.server import Emulator
 from coinpilot_pipelines.emulator.symbols import ServedSymbols
 from coinpilot_pipelines.market.intervals import to_ms
@@ -95,7 +95,7 @@ def _train_on_the_recording(days: int) -> bool:
             settings = Settings.from_env()
             with dg.DagsterInstance.ephemeral() as instance:
                 backfill_and_train(build_definitions(settings, clock), instance, period)
-            return CHAMPIONS.current(resource_values(settings)["mlflow"].registry()) is not None
+            return resource_values(settings)["mlflow"].registry().alias_version(CHAMPION) is not None
 
 
 def _backfill_yesterday(symbols: tuple[str, ...], yesterday: date) -> None:

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from coinpilot_pipelines.bench import BenchRow
-from coinpilot_pipelines.bench.environment import BenchDatabases, await_fresh_weight_minute, emulator_process
+from coinpilot_pipelines.bench.environment import BenchDatabases, await_weight_for, emulator_process, klines_requests
 from coinpilot_pipelines.bench.ingest import BENCH_END
 from coinpilot_pipelines.bench.sensor import SYMBOLS
 from coinpilot_pipelines.defs.candles import build_candles_asset
@@ -57,7 +57,7 @@ def bench_scale(days: int, dsn: str | None, echo: Callable[[str], None]) -> list
                 url = databases.fresh()
                 with _workers(workers) as pool:
                     # a 10 x 30-day backfill spends 864 of the 6,000 weight a minute allows
-                    await_fresh_weight_minute()
+                    await_weight_for(emulator.url, klines_requests(days, len(SYMBOLS)))
                     started = time.perf_counter()
                     stored = _backfill(pool, url, emulator.url, first, last)
                     seconds = time.perf_counter() - started

@@ -78,7 +78,7 @@ def build_live_sensor(settings: Settings, gap_repair_job: dg.JobDefinition) -> d
                 f"{b.symbol}: the store ends at {b.newest_stored:%Y-%m-%d %H:%M} UTC, {b.bars} bars before the "
                 f"last {policy.max_catchup_bars} this sensor catches up; backfill the missing partitions")
         stored = [r for r in tick.reports if r.counts.inserted or r.counts.updated]
-        champion = CHAMPIONS.current(mlflow.registry()) if stored else None
+        champion = CHAMPIONS.current(mlflow.registry(), engine, clock.now()) if stored else None
         events, follow_ups = [], []
         for report in stored:
             follow_up = follow_new_bars(engine, champion, mlflow.model_name, report.series, report.window_start,

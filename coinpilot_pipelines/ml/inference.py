@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -22,6 +22,7 @@ from coinpilot_pipelines.ml.training import predict_up
 from coinpilot_pipelines.storage.candles import latest_open_time
 from coinpilot_pipelines.storage.features import first_bar_without_features, read_closes, read_features
 from coinpilot_pipelines.storage.models import log_inference, scored_times, set_realized, unrealized
+from coinpilot_pipelines.storage.runtime_state import champion_key, runtime_values
 
 
 @dataclass
@@ -60,12 +61,28 @@ def label_spec_of(registry: ModelRegistry, champion: RegisteredModel) -> LabelSp
 
 class ChampionCache:
     """The champion, loaded once per version: a code server scores every new bar for days, and
-    loading a model takes about a second. Each look asks the registry which version is champion."""
+    loading a model takes about a second.
 
-    def __init__(self) -> None:
+    Asking the registry which version is champion costs a handful of MLflow queries, every tick.
+    The promotion step records each decision's champion in `runtime_state` in the same transaction
+    as it moves the alias, so the registry is asked again only when that record changes, or once
+    ``recheck`` has passed on the clock (an alias moved by hand in the MLflow UI).
+    """
+
+    def __init__(self, recheck: timedelta = timedelta(minutes=10)) -> None:
+        self.recheck = recheck
         self._loaded: dict[tuple[str, str, str], Champion] = {}
+        self._asked: tuple[tuple, datetime, Champion | None] | None = None  # (what was known, when, answer)
 
-    def current(self, registry: ModelRegistry) -> Champion | None:
+    def current(self, registry: ModelRegistry, engine: Engine, now: datetime) -> Champion | None:
+        decided = runtime_values(engine, champion_key(registry.model_name)).get(champion_key(registry.model_name))
+        known = (registry.tracking_uri, registry.model_name, decided)
+        if self._asked is not None and self._asked[0] == known and now < self._asked[1] + self.recheck:
+            return self._asked[2]
+        self._asked = (known, now, self._ask(registry))
+        return self._asked[2]
+
+    def _ask(self, registry: ModelRegistry) -> Champion | None:
         found = registry.alias_version(CHAMPION)
         if found is None:
             return None
@@ -105,7 +122,7 @@ def score_and_realize(engine: Engine, registry: ModelRegistry, series_list: Sequ
                       champions: ChampionCache | None = None) -> InferenceOutcome:
     """Refresh the features of the newest ``lookback_bars`` per series, score what the champion has not
     scored, and fill in the outcomes whose horizon has passed. Without a champion, nothing is scored."""
-    champion = (champions or ChampionCache()).current(registry)
+    champion = (champions or ChampionCache()).current(registry, engine, now)
     if champion is None:
         return InferenceOutcome(None)
     outcome = InferenceOutcome(champion.version)
@@ -125,9 +142,9 @@ def score_and_realize(engine: Engine, registry: ModelRegistry, series_list: Sequ
     return outcome
 
 
-def realize(engine: Engine, series: SeriesKey, labels: LabelSpec, now: datetime) -> int:
-    """Fill the outcome of every logged score whose horizon has passed in the stored candles."""
-    pending = unrealized(engine, series)
+def realize(engine: Engine, series: SeriesKey, labels: LabelSpec, now: datetime, since: datetime | None = None) -> int:
+    """Fill the outcome of every logged score (from ``since``) whose horizon has passed in the stored candles."""
+    pending = unrealized(engine, series, since)
     if pending.empty:
         return 0
     first = pending["open_time"].min()
@@ -169,5 +186,9 @@ def follow_new_bars(engine: Engine, champion: Champion | None, model_name: str, 
     if champion is not None:
         follow_up.scored, follow_up.latest = score_series(engine, champion, model_name, series, start, end,
                                                           threshold=threshold, now=now)
-        follow_up.realized = realize(engine, series, champion.labels, now)
+        # Only the scores whose outcome bar may be among the new bars: one whose outcome fell in an
+        # outage stays pending for ever, and would stretch every tick's read back to it. The
+        # calibration job's pass realizes any such score once a repair stores its bar.
+        since = start - series.interval.delta * (champion.labels.horizon_bars + 1)
+        follow_up.realized = realize(engine, series, champion.labels, now, since)
     return follow_up

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sqlalchemy import Engine
 
-from coinpilot_pipelines.clients.mlflow_registry import LoggedRun, ModelRegistry
+from coinpilot_pipelines.clients.mlflow_registry import LoggedRun, ModelRegistry, RegisteredModel
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.ml.calibration import (
     brier_score,
@@ -56,20 +56,56 @@ class CalibrationReport:
     diagram: Figure | None = None
 
 
+@dataclass(frozen=True)
+class ChampionBaseline:
+    """What live behaviour is compared with, fixed while a version stays champion: its calibration on
+    its own held-out window, rebuilt from stored data, and the training window's features (for drift)."""
+
+    production: CalibrationSnapshot
+    training_features: pd.DataFrame
+
+
+class BaselineCache:
+    """The champion's baseline, built once per version and process. Building it reads and scores the
+    whole training window (about a second); a process that writes a report every hour of simulated
+    time keeps it. A run worker is a new process, so in production each report builds its own."""
+
+    def __init__(self) -> None:
+        self._kept: tuple[tuple, ChampionBaseline] | None = None
+
+    def get(self, engine: Engine, registry: ModelRegistry, champion: RegisteredModel,
+            series_list: Sequence[SeriesKey], drift_features: Sequence[str]) -> ChampionBaseline:
+        key = (engine.url.render_as_string(), registry.tracking_uri, registry.model_name, champion.version,
+               tuple(series_list), tuple(drift_features))
+        if self._kept is None or self._kept[0] != key:
+            self._kept = (key, _build_baseline(engine, registry, champion, series_list, drift_features))
+        return self._kept[1]
+
+
+BASELINES = BaselineCache()
+
+
+def _build_baseline(engine: Engine, registry: ModelRegistry, champion: RegisteredModel,
+                    series_list: Sequence[SeriesKey], drift_features: Sequence[str]) -> ChampionBaseline:
+    params = registry.run_params(champion.run_id)
+    labels = label_spec_of(registry, champion)
+    window_start, window_end = (datetime.fromisoformat(params[k]) for k in ("window_start", "window_end"))
+    test_start, test_end = (datetime.fromisoformat(params[k]) for k in ("test_start", "test_end"))
+    dataset = load_dataset(engine, series_list, window_start, window_end, TrainingSpec(labels=labels))
+    held_out = ((dataset.times >= test_start) & (dataset.times < test_end)).to_numpy()
+    production = CalibrationSnapshot.of(dataset.up[held_out],
+                                        predict_up(registry.load(champion.version), dataset.features[held_out]))
+    training = read_features(engine, series_list, window_start, window_end)[list(drift_features)]
+    return ChampionBaseline(production, training)
+
+
 def build_calibration_report(engine: Engine, registry: ModelRegistry, series_list: Sequence[SeriesKey], *,
                              policy: RetrainPolicy, live_window_days: int, now: datetime,
                              dagster_run_id: str | None) -> CalibrationReport:
     champion = champion_or_fail(registry)
-    params = registry.run_params(champion.run_id)
-    model = registry.load(champion.version)
-    labels = label_spec_of(registry, champion)
-    window_start, window_end = (datetime.fromisoformat(params[k]) for k in ("window_start", "window_end"))
-    test_start, test_end = (datetime.fromisoformat(params[k]) for k in ("test_start", "test_end"))
-
-    # Production calibration: the champion on its own held-out window, rebuilt from stored data.
-    dataset = load_dataset(engine, series_list, window_start, window_end, TrainingSpec(labels=labels))
-    held_out = ((dataset.times >= test_start) & (dataset.times < test_end)).to_numpy()
-    production = CalibrationSnapshot.of(dataset.up[held_out], predict_up(model, dataset.features[held_out]))
+    # Production calibration: the champion on its own held-out window.
+    baseline = BASELINES.get(engine, registry, champion, series_list, policy.drift_features)
+    production = baseline.production
 
     # Live calibration: what the champion scored and the market then did, on every realized bar
     # (dead-band bars too, by their direction), as held-out evaluation counts them.
@@ -86,7 +122,7 @@ def build_calibration_report(engine: Engine, registry: ModelRegistry, series_lis
 
     drift: list[Drift] = []
     if live_window is not None:
-        training = read_features(engine, series_list, window_start, window_end)
+        training = baseline.training_features
         recent_features = read_features(engine, series_list, live_window[0], live_window[1] + series_list[0].interval.delta)
         drift = feature_drift({f: training[f].to_numpy() for f in policy.drift_features},
                               {f: recent_features[f].to_numpy() for f in policy.drift_features})

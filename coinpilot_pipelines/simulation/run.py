@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -110,7 +111,9 @@ def simulate(period: Period, scenario: Scenario, home: Path,
             # Run and event records live in memory: each bar's sensor events and runs are written
             # there at a fraction of the cost of SQLite files; the application data is on disk.
             with dg.DagsterInstance.ephemeral() as instance:
+                started = time.perf_counter()
                 backfill_and_train(definitions, instance, period)
+                trained = time.perf_counter()
                 daemon = SimulatedDaemon(definitions, instance, clock, resource_values(settings, clock=clock),
                                          excluded=EXCLUDED)
                 steps = period.hours * 60
@@ -119,6 +122,8 @@ def simulate(period: Period, scenario: Scenario, home: Path,
                     emulator.clock.freeze(_ms(clock.now()))
                     daemon.step()
                     progress(step + 1, steps)
+                daemon.figures.seconds["history backfill and first training"] = trained - started
+                daemon.figures.seconds["bar steps (the sensors, schedules and runs above)"] = time.perf_counter() - trained
             engine = get_engine(settings.database_url)
             served = _served_bars(emulator.url, settings, period)
             return invariants(engine, settings, period, served, daemon.figures)
@@ -195,6 +200,7 @@ def invariants(engine: Engine, settings: Settings, period: Period, served: dict[
     figures["failed_runs"] = daemon.failed_runs
     figures["duplicate_run_keys_refused"] = daemon.duplicate_run_keys
     figures["sensor_and_schedule_evaluations"] = dict(daemon.evaluations)
+    figures["wall_seconds"] = {name: round(seconds, 1) for name, seconds in daemon.seconds.most_common()}
     return figures
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Row, and_, func, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -98,9 +98,11 @@ def scored_times(engine: Engine, series: SeriesKey, model_name: str, since: date
         return set(connection.execute(query).scalars())
 
 
-def unrealized(engine: Engine, series: SeriesKey) -> pd.DataFrame:
+def unrealized(engine: Engine, series: SeriesKey, since: datetime | None = None) -> pd.DataFrame:
     query = select(model_inference_log.c.id, model_inference_log.c.open_time, model_inference_log.c.horizon_bars).where(
         of_series(model_inference_log, series), model_inference_log.c.realized_at.is_(None))
+    if since is not None:
+        query = query.where(model_inference_log.c.open_time >= since)
     with engine.connect() as connection:
         return query_frame(connection, query)
 
@@ -109,12 +111,14 @@ def set_realized(engine: Engine, outcomes: list[dict]) -> int:
     """``outcomes``: ``id``, ``realized_label`` (None inside the dead band), ``realized_return``, ``realized_at``."""
     if not outcomes:
         return 0
-    with engine.begin() as connection:
-        for outcome in outcomes:
-            connection.execute(update(model_inference_log).where(
-                and_(model_inference_log.c.id == outcome["id"], model_inference_log.c.realized_at.is_(None))
-            ).values(realized_label=outcome["realized_label"], realized_return=outcome["realized_return"],
-                     realized_at=outcome["realized_at"]))
+    statement = update(model_inference_log).where(
+        and_(model_inference_log.c.id == bindparam("outcome_id"), model_inference_log.c.realized_at.is_(None))
+    ).values(realized_label=bindparam("outcome_label"), realized_return=bindparam("outcome_return"),
+             realized_at=bindparam("outcome_at"))
+    with engine.begin() as connection:  # one executemany: the first report realizes a day of scores at once
+        connection.execute(statement, [
+            {"outcome_id": o["id"], "outcome_label": o["realized_label"], "outcome_return": o["realized_return"],
+             "outcome_at": o["realized_at"]} for o in outcomes])
     return len(outcomes)
 
 
