@@ -3,7 +3,7 @@ and which outcomes a live tick fills in."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 from coinpilot_pipelines.clients.mlflow_registry import RegisteredModel
 from coinpilot_pipelines.ml.inference import ChampionCache, realize
