@@ -112,8 +112,12 @@ def emulator(_emulator_server: Emulator) -> Iterator[Emulator]:
 
 
 _fault_figures: list[dict] = []
-# The slowest call of each kind in the conformance tests (seconds), printed after the run.
-conformance_latencies: dict[str, float] = {}
+# What some tests measure is printed after the run. It travels as user properties of their reports,
+# which pytest-xdist hands from the workers to the process that prints the summary.
+CONFORMANCE_LATENCIES = "conformance_latencies"  # {call kind: seconds} of one test
+FAULT_FIGURES = "fault_figures"
+_slowest_conformance_call: dict[str, float] = {}
+_fault_figures: list[dict] = []
 
 
 @pytest.fixture
@@ -121,20 +125,44 @@ def fault_report(request: pytest.FixtureRequest):  # noqa: ANN201 - a recording 
     """Record what a fault scenario wrote, retried and quarantined; printed after the run."""
 
     def record(**figures: object) -> None:
-        _fault_figures.append({"scenario": request.node.name, **figures})
+        request.node.user_properties.append((FAULT_FIGURES, {"scenario": request.node.name, **figures}))
 
     return record
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "teardown":  # the last report of a test carries everything it recorded
+        return
+    for name, value in report.user_properties:
+        if name == CONFORMANCE_LATENCIES:
+            for kind, seconds in value.items():
+                _slowest_conformance_call[kind] = max(_slowest_conformance_call.get(kind, 0.0), seconds)
+        elif name == FAULT_FIGURES:
+            _fault_figures.append(value)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest hook
-    if conformance_latencies:
+    if _slowest_conformance_call:
         terminalreporter.section("conformance: the slowest call of each kind")
-        for name, seconds in sorted(conformance_latencies.items()):
+        for name, seconds in sorted(_slowest_conformance_call.items()):
             terminalreporter.write_line(f"{name}: {seconds * 1000:.1f} ms")
     if _fault_figures:
         terminalreporter.section("fault injection: what was written, retried and quarantined")
         for figures in _fault_figures:
             terminalreporter.write_line(", ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+# The heavy tests, each a set of real processes (a rehearsal, `coinpilot ui`, a simulation, a demo,
+# a browser), run one after another on one pytest-xdist worker while the other worker takes the
+# rest: on the 2-core machine never two of them at once, and the run takes about as long as they do.
+HEAVY_MARKERS = ("rehearsal", "laptop", "simulation", "demo", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(m) for m in HEAVY_MARKERS) or "demo_home" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("heavy"))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ bars of March 2023 through ccxt and one python-binance pause between pages).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -27,7 +27,7 @@ from binance.exceptions import BinanceAPIException
 
 from coinpilot_pipelines.emulator.recordings import binance_recordings, upbit_recordings
 from coinpilot_pipelines.emulator.upbit_exchange import DEFAULT_KEYS
-from coinpilot_pipelines_tests.conftest import conformance_latencies
+from coinpilot_pipelines_tests.conftest import CONFORMANCE_LATENCIES
 
 pytestmark = pytest.mark.conformance
 
@@ -38,11 +38,21 @@ ACCESS_KEY, SECRET_KEY = next(iter(DEFAULT_KEYS.items()))
 CAP_S = 5.0  # a single call; paging loops get one cap per page
 
 
+_latencies: dict[str, float] = {}  # the slowest call of each kind in the running test
+
+
+@pytest.fixture(autouse=True)
+def _report_latencies(request: pytest.FixtureRequest) -> Iterator[None]:
+    _latencies.clear()
+    yield
+    request.node.user_properties.append((CONFORMANCE_LATENCIES, dict(_latencies)))
+
+
 def timed(name: str, call: Callable[[], Any], cap_s: float = CAP_S) -> Any:
     started = time.perf_counter()
     result = call()
     elapsed = time.perf_counter() - started
-    conformance_latencies[name] = max(conformance_latencies.get(name, 0.0), elapsed)
+    _latencies[name] = max(_latencies.get(name, 0.0), elapsed)
     assert elapsed < cap_s, f"{name} took {elapsed:.2f} s (cap {cap_s} s)"
     return result
 

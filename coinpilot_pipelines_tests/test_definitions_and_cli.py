@@ -101,6 +101,7 @@ def candle_table(home: Path) -> list[tuple]:
         return connection.execute("SELECT * FROM ohlcv_candles ORDER BY symbol, open_time").fetchall()
 
 
+@pytest.mark.demo
 def test_demo_runs_on_a_fresh_home_and_prints_the_summary_and_again_on_the_same_home(tmp_path: Path) -> None:
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -138,6 +139,7 @@ def test_demo_runs_on_a_fresh_home_and_prints_the_summary_and_again_on_the_same_
     assert list(elsewhere.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "home"]
 
 
+@pytest.mark.demo
 def test_a_demo_too_short_to_judge_a_model_says_plainly_that_none_beat_the_baseline(tmp_path: Path) -> None:
     result = run("coinpilot_pipelines.cli", "demo", "--days", "2", env=clean_env(tmp_path / "home"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
