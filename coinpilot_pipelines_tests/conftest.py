@@ -152,17 +152,24 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest 
             terminalreporter.write_line(", ".join(f"{k}={v}" for k, v in figures.items()))
 
 
-# The heavy tests, each a set of real processes (a rehearsal, `coinpilot ui`, a simulation, a demo,
-# a browser), run one after another on one pytest-xdist worker while the other worker takes the
-# rest: on the 2-core machine never two of them at once, and the run takes about as long as they do.
-HEAVY_MARKERS = ("rehearsal", "laptop", "simulation", "demo", "browser")
+# The heavy tests, each a set of real processes with time limits of its own (a rehearsal, `coinpilot
+# ui`, a simulation, a browser on the shared demo home), run one after another on one pytest-xdist
+# worker while the other worker takes the rest: on the 2-core machine never two of them at once.
+HEAVY_MARKERS = ("rehearsal", "laptop", "simulation", "browser")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if any(item.get_closest_marker(m) for m in HEAVY_MARKERS) or "demo_home" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("heavy"))
+def pytest_itemcollected(item: pytest.Item) -> None:  # as each is collected: before pytest-xdist reads the groups
+    if any(item.get_closest_marker(m) for m in HEAVY_MARKERS) or "demo_home" in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.xdist_group("heavy"))
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist has suffixed each grouped node id with its group
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if getattr(config.option, "loadgroup", False):
+        ungrouped = [i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+        if ungrouped:
+            raise pytest.UsageError(f"pytest-xdist did not group the heavy tests (its loadgroup does not work with "
+                                    f"this pytest): {ungrouped[0]}")
 
 
 @pytest.fixture(scope="session")
