@@ -389,3 +389,29 @@ def test_init_job_runs_the_init_step_against_the_charts_instance() -> None:
     assert mounts["dagster-home"]["mountPath"] == home
     assert (mounts["dagster-instance"]["mountPath"], mounts["dagster-instance"]["subPath"]) == (
         f"{home}/dagster.yaml", "dagster.yaml")
+
+
+def test_the_metrics_exporter_runs_as_in_compose_and_reads_only_the_database() -> None:
+    deployment, service = yaml.safe_load_all((DOCKER / "helm" / "metrics.yaml").read_text())
+    [user_code] = VALUES["dagster-user-deployments"]["deployments"]
+    pod = deployment["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    compose = load_yaml(DOCKER / "compose.yaml")
+    assert container["image"] == f"{user_code['image']['repository']}:{user_code['image']['tag']}"
+    assert container["command"] == compose["services"]["metrics"]["command"]
+    # The exporter's environment is compose's exporter environment: the database URL from the
+    # secret, settings by value, nothing else (no API key, no webhook).
+    env = {item["name"]: item for item in container["env"]}
+    assert set(env) <= set(compose["x-exporter-env"])
+    assert env["COINPILOT_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": user_code["envSecrets"][0]["name"], "key": "COINPILOT_DATABASE_URL"}
+    assert not [name for name, item in env.items() if name != "COINPILOT_DATABASE_URL" and "value" not in item]
+    assert "envFrom" not in container
+    # The Service reaches the pod's named port, where the probes scrape.
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    [port] = container["ports"]
+    [exposed] = service["spec"]["ports"]
+    assert exposed["targetPort"] == port["name"] and exposed["port"] == port["containerPort"] == 9108
+    assert container["readinessProbe"]["httpGet"] == {"path": "/metrics", "port": port["name"]}
+    assert service["metadata"]["annotations"]["prometheus.io/port"] == str(port["containerPort"])
