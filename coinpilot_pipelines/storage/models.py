@@ -9,16 +9,16 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, select, update
+from sqlalchemy import Connection, Double, Engine, Row, and_, bindparam, cast, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from coinpilot_pipelines.market.candles import SeriesKey
-from coinpilot_pipelines.storage.features import read_closes
 from coinpilot_pipelines.storage.frames import of_series, query_frame
 from coinpilot_pipelines.storage.schema import (
     calibration_reports,
     model_inference_log,
+    ohlcv_candles,
     promotion_events,
 )
 
@@ -156,15 +156,18 @@ def earlier_gap_flags(engine: Engine, model_name: str, version: str, limit: int)
 
 
 def scored_bars(engine: Engine, series: SeriesKey, start: datetime, end: datetime) -> pd.DataFrame:
-    """``open_time``, ``probability``, ``close`` of each bar in ``[start, end)`` the log scored,
-    by whichever model scored it last (the champion of the moment), ascending."""
-    query = select(model_inference_log.c.id, model_inference_log.c.open_time, model_inference_log.c.probability).where(
-        of_series(model_inference_log, series), model_inference_log.c.open_time >= start,
-        model_inference_log.c.open_time < end)
+    """``open_time``, ``probability``, ``close`` of each stored bar in ``[start, end)`` the log scored,
+    by whichever model scored it last (the champion of the moment), ascending. One query: the
+    signal scan reads this every tick."""
+    log = model_inference_log
+    window = (log.c.open_time >= start, log.c.open_time < end)
+    last_score = select(func.max(log.c.id).label("id")).where(of_series(log, series), *window).group_by(
+        log.c.open_time).subquery()
+    query = (select(log.c.open_time, log.c.probability, cast(ohlcv_candles.c.close, Double).label("close"))
+             .join(last_score, last_score.c.id == log.c.id)
+             .join(ohlcv_candles, and_(of_series(ohlcv_candles, series), ohlcv_candles.c.open_time == log.c.open_time))
+             .order_by(log.c.open_time))
     with engine.connect() as connection:
         scored = query_frame(connection, query)
     scored["open_time"] = pd.to_datetime(scored["open_time"], utc=True)
-    latest = scored.sort_values("id").drop_duplicates("open_time", keep="last")
-    closes = read_closes(engine, series, start, end)[["open_time", "close"]]
-    return latest.merge(closes, on="open_time", how="inner").sort_values("open_time")[
-        ["open_time", "probability", "close"]].reset_index(drop=True)
+    return scored.astype({"probability": "float64", "close": "float64"})
