@@ -78,6 +78,7 @@ class SimulatedDaemon:
 
     def _evaluate_sensor(self, sensor: dg.SensorDefinition) -> None:
         started = time.perf_counter()
+        # The definitions too: a run status sensor builds its own context's resources from them.
         context = dg.build_sensor_context(instance=self.instance, cursor=self._cursors.get(sensor.name),
                                           resources=self._resources_of(sensor), sensor_name=sensor.name)
         context._resources = self._built_resources  # noqa: SLF001 - what `context.resources` would build
@@ -93,7 +94,7 @@ class SimulatedDaemon:
             self._launch(sensor.name, request.job_name or sensor.job_name, request)
 
     def _resources_of(self, instigator: dg.SensorDefinition | dg.ScheduleDefinition) -> dict[str, object]:
-        # As the daemon does: only the resources the function asks for are built for its evaluation.
+        # As the daemon does: only the resources the function asks for.
         return {key: value for key, value in self.resources.items() if key in instigator.required_resource_keys}
 
     def _fire_times(self, schedule: dg.ScheduleDefinition, now: datetime) -> list[datetime]:
