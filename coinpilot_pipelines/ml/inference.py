@@ -75,8 +75,8 @@ class ChampionCache:
         self._asked: tuple[tuple, datetime, Champion | None] | None = None  # (what was known, when, answer)
 
     def current(self, registry: ModelRegistry, engine: Engine, now: datetime) -> Champion | None:
-        decided = runtime_values(engine, champion_key(registry.model_name)).get(champion_key(registry.model_name))
-        known = (registry.tracking_uri, registry.model_name, decided)
+        key = champion_key(registry.model_name)
+        known = (registry.tracking_uri, registry.model_name, runtime_values(engine, key).get(key))
         if self._asked is not None and self._asked[0] == known and now < self._asked[1] + self.recheck:
             return self._asked[2]
         self._asked = (known, now, self._ask(registry))

@@ -75,7 +75,7 @@ class BaselineCache:
 
     def get(self, engine: Engine, registry: ModelRegistry, champion: RegisteredModel,
             series_list: Sequence[SeriesKey], drift_features: Sequence[str]) -> ChampionBaseline:
-        key = (engine.url.render_as_string(), registry.tracking_uri, registry.model_name, champion.version,
+        key = (engine.url, registry.tracking_uri, registry.model_name, champion.version,
                tuple(series_list), tuple(drift_features))
         if self._kept is None or self._kept[0] != key:
             self._kept = (key, _build_baseline(engine, registry, champion, series_list, drift_features))

@@ -160,9 +160,9 @@ def scored_bars(engine: Engine, series: SeriesKey, start: datetime, end: datetim
     by whichever model scored it last (the champion of the moment), ascending. One query: the
     signal scan reads this every tick."""
     log = model_inference_log
-    window = (log.c.open_time >= start, log.c.open_time < end)
-    last_score = select(func.max(log.c.id).label("id")).where(of_series(log, series), *window).group_by(
-        log.c.open_time).subquery()
+    last_score = (select(func.max(log.c.id).label("id"))
+                  .where(of_series(log, series), log.c.open_time >= start, log.c.open_time < end)
+                  .group_by(log.c.open_time).subquery())
     query = (select(log.c.open_time, log.c.probability, cast(ohlcv_candles.c.close, Double).label("close"))
              .join(last_score, last_score.c.id == log.c.id)
              .join(ohlcv_candles, and_(of_series(ohlcv_candles, series), ohlcv_candles.c.open_time == log.c.open_time))
