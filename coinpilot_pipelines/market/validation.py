@@ -78,18 +78,16 @@ _REASONS = {
 
 def numeric_view(frame: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     """Floats and epoch milliseconds for checking; the exact text stays in ``frame``."""
-    view = pd.DataFrame(
+    return pd.DataFrame(
         {
             "open_time_ms": epoch_ms(frame["open_time"]),
             "close_time_ms": epoch_ms(frame["close_time"]),
             "interval_ms": np.full(len(frame), interval.ms, dtype=np.int64),
+            **{name: frame[name].astype("float64") for name in DECIMAL_COLUMNS},
+            "trade_count": frame["trade_count"].astype("Int64"),
         },
         index=frame.index,
     )
-    for name in DECIMAL_COLUMNS:
-        view[name] = frame[name].astype("float64")
-    view["trade_count"] = frame["trade_count"].astype("Int64")
-    return view
 
 
 @dataclass

@@ -30,8 +30,11 @@ def upsert_frame(connection: Connection, target: Table, frame: pd.DataFrame, *, 
         statement = sqlite_insert(target)
         statement = statement.on_conflict_do_update(
             index_elements=list(key), set_={c: statement.excluded[c] for c in updates})
-        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-        connection.execute(statement, records)
+        # NaN and NaT become NULL; building the dicts from one object array is about ten times
+        # faster than pandas' to_dict, which the live chain pays for every bar's rows.
+        values = frame.astype(object).to_numpy()
+        values[pd.isna(values)] = None
+        connection.execute(statement, [dict(zip(columns, row, strict=True)) for row in values.tolist()])
         return len(frame)
 
     stage = f"{target.name}_stage"

@@ -10,7 +10,7 @@ from sqlalchemy import Double, Engine, cast, func, select
 
 from coinpilot_pipelines.market.candles import SeriesKey
 from coinpilot_pipelines.storage.bulk import upsert_frame
-from coinpilot_pipelines.storage.frames import of_series, query_frame
+from coinpilot_pipelines.storage.frames import as_floats, of_series, query_frame
 from coinpilot_pipelines.storage.schema import (
     FEATURE_VALUE_COLUMNS,
     candle_features,
@@ -30,7 +30,7 @@ def read_closes(engine: Engine, series: SeriesKey, start: datetime, end: datetim
     with engine.connect() as connection:
         frame = query_frame(connection, query)
     frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True)
-    return frame.astype({"close": "float64", "volume": "float64"})
+    return as_floats(frame, ["close", "volume"])
 
 
 def first_bar_without_features(engine: Engine, series: SeriesKey, start: datetime, end: datetime, *,
@@ -62,20 +62,25 @@ def store_features(engine: Engine, series: SeriesKey, features: pd.DataFrame, *,
 
 
 def read_features(engine: Engine, series_list: Sequence[SeriesKey], start: datetime, end: datetime, *,
-                  valid_only: bool = True) -> pd.DataFrame:
-    """Stored features of several series in ``[start, end)``, with a ``symbol`` column."""
+                  valid_only: bool = True, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Stored features of several series in ``[start, end)``, with a ``symbol`` column; ``columns``:
+    only these (``symbol`` and ``open_time`` always)."""
+    chosen = [c for c in candle_features.columns if columns is None or c.name in {"symbol", "open_time", *columns}]
     frames = []
     with engine.connect() as connection:
         for series in series_list:
-            query = select(candle_features).where(
+            query = select(*chosen).where(
                 of_series(candle_features, series), candle_features.c.open_time >= start,
                 candle_features.c.open_time < end)
             if valid_only:
                 query = query.where(candle_features.c.is_valid.is_(True))
             frames.append(query_frame(connection, query.order_by(candle_features.c.open_time)))
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[c.name for c in candle_features.columns])
+    if not frames:
+        frame = pd.DataFrame(columns=[c.name for c in chosen])
+    else:
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     frame["open_time"] = pd.to_datetime(frame["open_time"], utc=True)
-    return frame.astype({name: "float64" for name in ("close", *FEATURE_VALUE_COLUMNS)})
+    return as_floats(frame, [name for name in ("close", *FEATURE_VALUE_COLUMNS) if name in frame.columns])
 
 
 def store_labels(engine: Engine, series: SeriesKey, labels: pd.DataFrame, *, version: str) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from coinpilot_pipelines.market.candles import SeriesKey
-from coinpilot_pipelines.storage.frames import of_series, query_frame
+from coinpilot_pipelines.storage.frames import as_floats, of_series, query_frame
 from coinpilot_pipelines.storage.schema import (
     calibration_reports,
     model_inference_log,
@@ -170,4 +170,4 @@ def scored_bars(engine: Engine, series: SeriesKey, start: datetime, end: datetim
     with engine.connect() as connection:
         scored = query_frame(connection, query)
     scored["open_time"] = pd.to_datetime(scored["open_time"], utc=True)
-    return scored.astype({"probability": "float64", "close": "float64"})
+    return as_floats(scored, ["probability", "close"])

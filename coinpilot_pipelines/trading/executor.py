@@ -64,6 +64,7 @@ from coinpilot_pipelines.trading.risk import (
     order_size_refusal,
 )
 from coinpilot_pipelines.trading.signals import (
+    MEAN_REVERSION_FEATURES,
     MODEL,
     ExitRules,
     Signal,
@@ -190,7 +191,7 @@ class Executor:
         start, end = self._window(series, cutoff)
         found = []
         scored = scored_bars(self.engine, series, start, end)
-        features = read_features(self.engine, [series], start, end)
+        features = read_features(self.engine, [series], start, end, columns=MEAN_REVERSION_FEATURES)
         held = set(open_trades(self.engine, series.symbol)["strategy"])
         for strategy, signal in ((MODEL, latest_model_entry(series.symbol, scored, self.settings.entry_threshold)),
                                  ("mean_reversion", latest_mean_reversion_entry(series.symbol, features))):

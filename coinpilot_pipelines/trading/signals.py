@@ -60,6 +60,9 @@ def latest_model_entry(symbol: str, scored: pd.DataFrame, threshold: float) -> S
                   context={"probability": float(row["probability"]), "threshold": threshold})
 
 
+MEAN_REVERSION_FEATURES = ("rsi_14", "ma_200", "bb_lower", "vol_ratio", "close")  # what its rule reads
+
+
 def latest_mean_reversion_entry(symbol: str, features: pd.DataFrame) -> Signal | None:
     """``features``: valid feature rows ascending. ``ma_200`` is MA200 / close, so close > MA200 is < 1."""
     hits = features[(features["rsi_14"] < 30) & (features["ma_200"] < 1) & (features["close"] <= features["bb_lower"])
@@ -67,7 +70,7 @@ def latest_mean_reversion_entry(symbol: str, features: pd.DataFrame) -> Signal |
     if hits.empty:
         return None
     row = hits.iloc[-1]
-    context = {name: float(row[name]) for name in ("rsi_14", "ma_200", "bb_lower", "vol_ratio", "close")}
+    context = {name: float(row[name]) for name in MEAN_REVERSION_FEATURES}
     return Signal(_key(MEAN_REVERSION, symbol, "enter", row["open_time"]), symbol, MEAN_REVERSION, "enter",
                   row["open_time"].to_pydatetime(),
                   f"RSI {row['rsi_14']:.1f} < 30, close above MA200, at the lower band, volume x{row['vol_ratio']:.1f}",
