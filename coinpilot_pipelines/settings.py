@@ -127,7 +127,10 @@ class ContinuitySettings:
     """The continuity scan, the live kline sensor and gap repair."""
 
     scan_days: int = 365
-    live_poll_interval_s: int = 5
+    # Under the Dagster daemon's 5 s sensor loop, so both live sensors tick on every loop: at exactly
+    # 5 s, a sensor whose last tick started a moment after its loop is not due on the next loop and
+    # waits for the one after, and ticks every 10 s (seen as 10 s more from a bar's close to its decision).
+    live_poll_interval_s: int = 4
     live_tick_budget_s: float = 10.0
     live_lookback_bars: int = 5
     live_catchup_bars: int = 1440
@@ -139,7 +142,7 @@ class ContinuitySettings:
     def from_env(cls, env: Mapping[str, str]) -> ContinuitySettings:
         return cls(
             scan_days=env_number(env, "CONTINUITY_SCAN_DAYS", 365, int, low=1, high=3660),
-            live_poll_interval_s=env_number(env, "LIVE_KLINE_POLL_INTERVAL_SEC", 5, int, low=1, high=3600),
+            live_poll_interval_s=env_number(env, "LIVE_KLINE_POLL_INTERVAL_SEC", 4, int, low=1, high=3600),
             live_tick_budget_s=env_number(env, "LIVE_KLINE_TICK_BUDGET_SEC", 10.0, float, low=0.1, high=600),
             live_lookback_bars=env_number(env, "LIVE_KLINE_LOOKBACK_BARS", 5, int, low=0, high=1000),
             live_catchup_bars=env_number(env, "LIVE_KLINE_CATCHUP_BARS", 1440, int, low=1, high=100_000),
