@@ -24,6 +24,7 @@ from coinpilot_pipelines.storage.candles import (
 )
 from coinpilot_pipelines.storage.database import create_database_engine, current_revision, get_engine, upgrade
 from coinpilot_pipelines.storage.ddl import SNAPSHOT, render_postgresql_ddl
+from coinpilot_pipelines.storage.features import read_features
 from coinpilot_pipelines.storage.schema import candle_rejects, metadata, ohlcv_candles
 
 UTC = timezone.utc
@@ -151,3 +152,13 @@ def test_a_pause_one_run_publishes_holds_back_the_next_request_of_another(db_url
     this_run.pause_for(5.0, "HTTP 418 on klines")
     this_run.pause_for(1.0, "HTTP 429 on klines")  # a shorter pause never cuts a longer one short
     assert DatabasePause(engine, "binance").until() == pytest.approx(now[0] + 5.0, abs=0.01)
+
+
+def test_read_features_returns_only_the_columns_asked_for_and_refuses_unknown_ones(tmp_path) -> None:  # noqa: ANN001
+    engine = get_engine(f"sqlite:///{tmp_path / 'features.db'}")
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    chosen = read_features(engine, [SERIES], start, start + timedelta(hours=1), columns=["rsi_14", "close"])
+    assert list(chosen.columns) == ["symbol", "open_time", "close", "rsi_14"]
+    assert chosen["close"].dtype == "float64" and chosen["rsi_14"].dtype == "float64"
+    with pytest.raises(ValueError, match="no column rsi_15"):
+        read_features(engine, [SERIES], start, start + timedelta(hours=1), columns=["rsi_15"])

@@ -65,6 +65,9 @@ def read_features(engine: Engine, series_list: Sequence[SeriesKey], start: datet
                   valid_only: bool = True, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Stored features of several series in ``[start, end)``, with a ``symbol`` column; ``columns``:
     only these (``symbol`` and ``open_time`` always)."""
+    unknown = set(columns or ()) - set(candle_features.c.keys())
+    if unknown:
+        raise ValueError(f"candle_features has no column {', '.join(sorted(unknown))}")
     chosen = [c for c in candle_features.columns if columns is None or c.name in {"symbol", "open_time", *columns}]
     frames = []
     with engine.connect() as connection:

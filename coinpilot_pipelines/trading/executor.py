@@ -64,6 +64,7 @@ from coinpilot_pipelines.trading.risk import (
     order_size_refusal,
 )
 from coinpilot_pipelines.trading.signals import (
+    MEAN_REVERSION,
     MEAN_REVERSION_FEATURES,
     MODEL,
     ExitRules,
@@ -194,7 +195,7 @@ class Executor:
         features = read_features(self.engine, [series], start, end, columns=MEAN_REVERSION_FEATURES)
         held = set(open_trades(self.engine, series.symbol)["strategy"])
         for strategy, signal in ((MODEL, latest_model_entry(series.symbol, scored, self.settings.entry_threshold)),
-                                 ("mean_reversion", latest_mean_reversion_entry(series.symbol, features))):
+                                 (MEAN_REVERSION, latest_mean_reversion_entry(series.symbol, features))):
             if signal is None or self._entry_too_old(signal.bar_open_time, series):
                 continue  # none, or met while a position was held and too old to be filled now
             if strategy in held or pending_entry_exists(self.engine, series.symbol, strategy):
