@@ -13,6 +13,7 @@ switch scenarios and the clock.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -21,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 UPBIT_REQUESTS_PER_SECOND = 10
 UPBIT_EXCHANGE_PATHS = ("/v1/accounts", "/v1/orders", "/v1/orders/test", "/v1/order", "/v1/orders/chance",
                         "/v1/orders/open", "/v1/orders/closed", "/v1/orders/uuids")
-# Requests that reach the server this soon after a 429 were already on the wire when it was sent.
-IN_FLIGHT_GRACE_MS = 1000
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
 
@@ -73,10 +72,17 @@ class EmulatorClock:
 
 @dataclass
 class Limiter:
-    """One exchange's rate limit state: its bans, its weight minute, its requests this second."""
+    """One exchange's rate limit state: its bans, its weight minute, its requests this second.
+
+    ``answered`` holds the connections refused since the limit began. HTTP/1.1 without pipelining
+    sends a connection's next request only after its last answer was read, so a request on one of
+    them read the refusal and came anyway; a request on any other connection may have been on its
+    way before the client could know. Judging by connection, not by a grace in time, keeps an
+    honest client on a slow machine from being banned for the few requests it had in flight.
+    """
 
     banned_until_ms: int = 0
-    limited_at_ms: int = 0
+    answered: set[int] = field(default_factory=set)
     weight_used: int = 0
     weight_window: int = 0
     second: int = 0
@@ -146,16 +152,18 @@ class EmulatorState:
             }
 
     # -- faults and limits of the market endpoints ------------------------------------------
-    def admit(self, flavor: str, weight: int, group: str = "candles") -> tuple[Reply | None, dict[str, str], int]:
-        """Count the request against its exchange's limits and decide whether a fault answers it
-        instead of the data. Binance's used weight is reported on every answer, refusals too."""
+    def admit(self, flavor: str, weight: int, connection: int,
+              group: str = "candles") -> tuple[Reply | None, dict[str, str], int]:
+        """Count the request, which came on ``connection``, against its exchange's limits and decide
+        whether a fault answers it instead of the data. Binance's used weight is reported on every
+        answer, refusals too."""
         scenario = self.scenario
         now = self.clock.now_ms()
         with self.lock:
             self.market_requests += 1
             number = self.market_requests
             limiter = self.limiters[flavor]
-            refused = self._limited(flavor, limiter, scenario, weight, now, number)
+            refused = self._limited(flavor, limiter, scenario, weight, now, number, connection)
             headers = {WEIGHT_HEADER: str(limiter.weight_used)} if flavor == "binance" else {}
             if refused is None and flavor == "upbit":
                 headers["Remaining-Req"] = f"group={group}; min=600; sec={max(UPBIT_REQUESTS_PER_SECOND - limiter.in_second, 0)}"
@@ -166,28 +174,29 @@ class EmulatorState:
         return refused, headers, number
 
     def _limited(self, flavor: str, limiter: Limiter, scenario: Scenario, weight: int, now: int,
-                 number: int) -> Reply | None:
+                 number: int, connection: int) -> Reply | None:
         if flavor == "binance":
             window = now // int(scenario.weight_window_s * 1000)
             if window != limiter.weight_window:
                 limiter.weight_window, limiter.weight_used = window, 0
         if now < limiter.banned_until_ms:
             remaining_s = -(-(limiter.banned_until_ms - now) // 1000)
-            if now - limiter.limited_at_ms < IN_FLIGHT_GRACE_MS:
-                # Sent before the client could have read the 429: limited again, not banned.
+            if connection not in limiter.answered:
+                # Possibly sent before the client could have read the 429: limited, not banned.
+                limiter.answered.add(connection)
                 return self._refuse(flavor, limiter, 429, remaining_s)
-            # The client kept sending after the 429 asked it to wait: banned, for longer.
+            # This connection was told to wait and sent again: banned, for longer.
             ban_s = max(2, 2 * remaining_s)
             limiter.banned_until_ms = now + ban_s * 1000
             return self._refuse(flavor, limiter, 418, ban_s)
         if scenario.rate_limit_storm.active(number):
             retry_s = scenario.rate_limit_storm.retry_after_s
-            limiter.banned_until_ms, limiter.limited_at_ms = now + int(retry_s * 1000), now
+            self._begin_limit(limiter, now + int(retry_s * 1000), connection)
             return self._refuse(flavor, limiter, 429, retry_s)
         if flavor == "binance":
             if limiter.weight_used + weight > scenario.weight_limit:
                 window_end = (limiter.weight_window + 1) * int(scenario.weight_window_s * 1000)
-                limiter.banned_until_ms, limiter.limited_at_ms = window_end, now
+                self._begin_limit(limiter, window_end, connection)
                 return self._refuse(flavor, limiter, 429, -(-(window_end - now) // 1000))
             limiter.weight_used += weight
             return None
@@ -198,6 +207,11 @@ class EmulatorState:
         if limiter.in_second > UPBIT_REQUESTS_PER_SECOND:
             return self._refuse(flavor, limiter, 429, None)
         return None
+
+    @staticmethod
+    def _begin_limit(limiter: Limiter, until_ms: int, connection: int) -> None:
+        limiter.banned_until_ms = until_ms
+        limiter.answered = {connection}
 
     def _refuse(self, flavor: str, limiter: Limiter, status: int, retry_after_s: float | None) -> Reply:
         headers = {} if retry_after_s is None else {"Retry-After": str(int(-(-retry_after_s // 1)))}
@@ -292,6 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body go out in separate writes; without this, Nagle's algorithm and the
         # client's delayed ACK add about 40 ms to every response on a kept-alive connection.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connection_number = next(self.server.connection_numbers)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("emulator: " + format, *args)
@@ -362,7 +377,7 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         if state.scenario.latency_s:
             time.sleep(state.scenario.latency_s)
-        refused, headers, number = state.admit(flavor, weight, group)
+        refused, headers, number = state.admit(flavor, weight, self.connection_number, group)
         if refused is None and state.scenario.slow_responses.active(number):
             time.sleep(state.scenario.slow_responses.delay_s)
         reply = refused or handler()
@@ -447,6 +462,7 @@ class _EmulatorHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
         super().__init__(address, _Handler)
         self.state = state
+        self.connection_numbers = itertools.count()  # next() on a count is atomic: safe across handler threads
 
 
 class Emulator:
