@@ -18,8 +18,9 @@ UTC = timezone.utc
 MARCH_1_2023 = 1677628800000
 
 
-def klines(emulator, **params) -> httpx.Response:  # noqa: ANN001
-    return httpx.get(f"{emulator.url}/api/v3/klines", params=params)
+def klines(emulator, client: httpx.Client | None = None, **params) -> httpx.Response:  # noqa: ANN001
+    """A klines request: on ``client``'s kept-alive connection, or on a connection of its own."""
+    return (client or httpx).get(f"{emulator.url}/api/v3/klines", params=params)
 
 
 def test_binance_klines_replay_the_recording_field_for_field(emulator) -> None:  # noqa: ANN001
@@ -94,16 +95,17 @@ def test_upbit_errors(emulator) -> None:  # noqa: ANN001
 def test_rate_limit_storm_answers_429_then_418_when_ignored(emulator) -> None:  # noqa: ANN001
     emulator.set_scenario({"rate_limit_storm": {"after_requests": 0, "count": 1, "retry_after_s": 30}})
     emulator.clock.freeze(MARCH_1_2023 + 10 * 86_400_000)
-    url, params = f"{emulator.url}/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": 1}
-    with httpx.Client() as told, httpx.Client() as other_connection:
-        first = told.get(url, params=params)
+    with httpx.Client() as told:
+        first = klines(emulator, told, symbol="BTCUSDT", interval="1m", limit=1)
         assert first.status_code == 429 and first.headers["Retry-After"] == "30"
-        in_flight = other_connection.get(url, params=params)  # may have been sent before the 429 was read
+        in_flight = klines(emulator, symbol="BTCUSDT", interval="1m", limit=1)  # may have left before the 429 was read
         assert in_flight.status_code == 429
         emulator.clock.advance(5)
-        ignored = told.get(url, params=params)  # this connection read the 429 and sent anyway
+        late = klines(emulator, symbol="BTCUSDT", interval="1m", limit=1)  # late, but on a connection never told
+        assert late.status_code == 429
+        ignored = klines(emulator, told, symbol="BTCUSDT", interval="1m", limit=1)  # read the 429, sent anyway
         assert ignored.status_code == 418 and int(ignored.headers["Retry-After"]) >= 50
-    assert emulator.stats()["by_status"] == {"429": 2, "418": 1}
+    assert emulator.stats()["by_status"] == {"429": 3, "418": 1}
 
 
 def test_truncated_body_and_server_errors(emulator) -> None:  # noqa: ANN001
@@ -261,13 +263,13 @@ def test_request_weights_are_the_documented_ones(emulator, path: str, params: di
 def test_a_binance_ban_leaves_upbit_answering_and_the_weight_is_on_every_refusal(emulator) -> None:  # noqa: ANN001
     emulator.set_scenario({"weight_limit": 4})
     emulator.clock.freeze(MARCH_1_2023 + 10_000)
-    url, params = f"{emulator.url}/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": 1}
     with httpx.Client() as client:
-        assert [client.get(url, params=params).status_code for _ in range(2)] == [200, 200]
-        limited = client.get(url, params=params)
+        assert [klines(emulator, client, symbol="BTCUSDT", interval="1m", limit=1).status_code
+                for _ in range(2)] == [200, 200]
+        limited = klines(emulator, client, symbol="BTCUSDT", interval="1m", limit=1)
         assert limited.status_code == 429 and limited.headers["X-MBX-USED-WEIGHT-1M"] == "4"
         emulator.clock.advance(2)
-        banned = client.get(url, params=params)  # kept sending after the 429 had been read
+        banned = klines(emulator, client, symbol="BTCUSDT", interval="1m", limit=1)  # kept sending after the 429
     assert banned.status_code == 418 and banned.json()["code"] == -1003 and banned.headers["X-MBX-USED-WEIGHT-1M"] == "4"
     upbit = httpx.get(f"{emulator.url}/v1/candles/minutes/1", params={"market": "KRW-BTC", "count": 1})
     assert upbit.status_code == 200 and len(upbit.json()) == 1
